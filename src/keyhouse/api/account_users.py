@@ -1,0 +1,129 @@
+"""/account/user: the people keys are given to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+
+from keyhouse.api.body import validate
+from keyhouse.api.body_dependency import body_doc, json_body
+from keyhouse.api.responses import json_response, no_content
+from keyhouse.api.security import runtime_of, scoped
+from keyhouse.errors import ValidationFailed
+from keyhouse.schemas.account_user import AccountUser, AccountUserCreate, AccountUserUpdate
+from keyhouse.services import account_users
+from keyhouse.services.caller import Caller
+from keyhouse.services.present import user_shape
+
+router = APIRouter(tags=["AccountUser"])
+user_scope = scoped("account", "smartlock.auth")
+
+
+@router.get(
+    "/account/user",
+    summary="Get a list of account users",
+    operation_id="AccountUsersResource_get_get",
+    responses={200: {"model": list[AccountUser]}},
+)
+def list_users(
+    request: Request,
+    email: str | None = Query(None, description="Filter for email (case-insensitive)"),
+    offset: int = Query(0, description="The offset of the first user to return"),
+    limit: int = Query(
+        account_users.USERS_PAGE_MAX,
+        description=f"How many users to return; over {account_users.USERS_PAGE_MAX} the "
+        "maximum is used",
+    ),
+    caller: Caller = Depends(user_scope),
+) -> Response:
+    """Scopes: account or smartlock.auth."""
+    if offset < 0:
+        raise ValidationFailed(
+            f"offset {offset} is negative: use 0 or more", field="offset", rule="minimum"
+        )
+    if limit < 1:
+        raise ValidationFailed(
+            f"limit {limit} is below 1: use 1 to {account_users.USERS_PAGE_MAX}",
+            field="limit",
+            rule="minimum",
+        )
+    limit = min(limit, account_users.USERS_PAGE_MAX)
+    with runtime_of(request).db.session() as session:
+        rows = account_users.list_users(session, caller, email=email, offset=offset, limit=limit)
+        found = [user_shape(row) for row in rows]
+    return json_response(found, AccountUser)
+
+
+@router.put(
+    "/account/user",
+    summary="Create an account user",
+    operation_id="AccountUsersResource_put_put",
+    responses={200: {"model": AccountUser}},
+    openapi_extra=body_doc("AccountUserCreate", description="Account user create representation"),
+)
+def create_user(
+    request: Request, body: Any = Depends(json_body), caller: Caller = Depends(user_scope)
+) -> Response:
+    """Scopes: account or smartlock.auth. The e-mail must be unique in the account (409)."""
+    data = validate(body, AccountUserCreate)
+    with runtime_of(request).db.session() as session:
+        shape = user_shape(account_users.create_user(session, caller, data))
+    return json_response(shape, AccountUser)
+
+
+@router.get(
+    "/account/user/{accountUserId}",
+    summary="Get an account user",
+    operation_id="AccountUserResource_get_get",
+    responses={200: {"model": AccountUser}},
+)
+def get_user(
+    request: Request,
+    accountUserId: int = Path(description="The account user id"),
+    caller: Caller = Depends(user_scope),
+) -> Response:
+    """Scopes: account or smartlock.auth."""
+    with runtime_of(request).db.session() as session:
+        shape = user_shape(account_users.get_user(session, caller, accountUserId))
+    return json_response(shape, AccountUser)
+
+
+@router.post(
+    "/account/user/{accountUserId}",
+    summary="Update an account user",
+    operation_id="AccountUserResource_post_post",
+    responses={200: {"model": AccountUser}},
+    openapi_extra=body_doc("AccountUserUpdate", description="Account user update representation"),
+)
+def update_user(
+    request: Request,
+    accountUserId: int = Path(description="The account user id"),
+    body: Any = Depends(json_body),
+    caller: Caller = Depends(user_scope),
+) -> Response:
+    """Scopes: account or smartlock.auth. Partial: omitted fields keep their value."""
+    data = validate(body, AccountUserUpdate)
+    with runtime_of(request).db.session() as session:
+        shape = user_shape(account_users.update_user(session, caller, accountUserId, data))
+    return json_response(shape, AccountUser)
+
+
+@router.delete(
+    "/account/user/{accountUserId}",
+    summary="Deletes asynchronous an account user",
+    operation_id="AccountUserResource_delete_delete",
+    status_code=204,
+)
+def delete_user(
+    request: Request,
+    accountUserId: int = Path(description="The account user id"),
+    caller: Caller = Depends(user_scope),
+) -> Response:
+    """Scopes: account or smartlock.auth. The user's keys are removed from their locks."""
+    runtime = runtime_of(request)
+    with runtime.db.session() as session:
+        outcome = account_users.delete_user(session, caller, accountUserId)
+    runtime.after_commit(outcome.lock_ids)
+    return no_content()

@@ -1,0 +1,256 @@
+"""/smartlock/{smartlockId}/auth and /smartlock/auth: keys, on one lock or across locks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+
+from keyhouse.api.body import validate
+from keyhouse.api.body_dependency import body_doc, json_body
+from keyhouse.api.responses import json_response, no_content
+from keyhouse.api.security import runtime_of, scoped
+from keyhouse.errors import ValidationFailed
+from keyhouse.schemas.auth import (
+    SmartlockAuth,
+    SmartlockAuthCreate,
+    SmartlockAuthMultiUpdate,
+    SmartlockAuthUpdate,
+    SmartlocksAuthCreate,
+)
+from keyhouse.services import auths
+from keyhouse.services.auths import Outcome
+from keyhouse.services.caller import Caller
+from keyhouse.services.present import auth_shape
+from keyhouse.store import repo
+
+router = APIRouter(tags=["SmartlockAuth"])
+auth_scope = scoped("smartlock.auth")
+
+TYPES_DOC = "Filter for types, comma-separated, e.g. 0,2,13"
+ASYNC_NOTE = (
+    " Answers 204 once the change is stored and queued for the lock; the key shows "
+    "syncState 'pending' and an operationId until the lock confirms, then 'applied' with its "
+    "authId, or 'failed' with the lock's reason in error."
+)
+
+
+def parse_types(types: str | None) -> list[int] | None:
+    if types is None or not types.strip():
+        return None
+    found = []
+    for part in types.split(","):
+        part = part.strip()
+        if not part.lstrip("-").isdigit():
+            raise ValidationFailed(
+                f"types {types!r} is not a comma-separated list of numbers: use e.g. 0,2,13",
+                field="types",
+                rule="format",
+            )
+        found.append(int(part))
+    return found
+
+
+def _finish(request: Request, outcome: Outcome) -> Response:
+    runtime_of(request).after_commit(outcome.lock_ids, outcome.mails)
+    return no_content()
+
+
+@router.get(
+    "/smartlock/auth",
+    summary="Get a list of smartlock authorizations for your smartlocks",
+    operation_id="SmartlocksAuthsResource_get_get",
+    responses={200: {"model": list[SmartlockAuth]}},
+)
+def list_all_keys(
+    request: Request,
+    accountUserId: int | None = Query(
+        None, description="A positive id filters for that user; a negative one for keys without"
+    ),
+    types: str | None = Query(None, description=TYPES_DOC),
+    caller: Caller = Depends(auth_scope),
+) -> Response:
+    """Scope: smartlock.auth."""
+    wanted = parse_types(types)
+    with runtime_of(request).db.session() as session:
+        rows = repo.list_auths(
+            session,
+            caller.account_id,
+            types=wanted,
+            account_user_id=accountUserId if accountUserId and accountUserId > 0 else None,
+            without_user=accountUserId is not None and accountUserId < 0,
+        )
+        found = [auth_shape(row) for row in rows]
+    return json_response(found, SmartlockAuth)
+
+
+@router.put(
+    "/smartlock/auth",
+    summary="Creates asynchronous smartlock authorizations",
+    operation_id="SmartlocksAuthsResource_put_put",
+    status_code=204,
+    openapi_extra=body_doc("SmartlocksAuthCreate", description="The key, and smartlockIds"),
+    description="Scope: smartlock.auth. Creates the same key on every lock in smartlockIds; "
+    "all or nothing." + ASYNC_NOTE,
+)
+def create_keys(
+    request: Request, body: Any = Depends(json_body), caller: Caller = Depends(auth_scope)
+) -> Response:
+    data = validate(body, SmartlocksAuthCreate)
+    with runtime_of(request).db.session() as session:
+        outcome = auths.create_keys(session, caller, data.smartlock_ids, data, ids_from_body=True)
+    return _finish(request, outcome)
+
+
+@router.post(
+    "/smartlock/auth",
+    summary="Updates smartlock authorizations asynchronously",
+    operation_id="SmartlocksAuthsResource_post_post",
+    status_code=204,
+    openapi_extra=body_doc("SmartlockAuthMultiUpdate", array=True),
+    description="Scope: smartlock.auth. Each update names its key by id and is partial; if any "
+    "is refused, none is made." + ASYNC_NOTE,
+)
+def update_keys(
+    request: Request, body: Any = Depends(json_body), caller: Caller = Depends(auth_scope)
+) -> Response:
+    updates = validate(body, list[SmartlockAuthMultiUpdate])
+    with runtime_of(request).db.session() as session:
+        outcome = auths.update_keys(session, caller, [(u.id, u) for u in updates])
+    return _finish(request, outcome)
+
+
+@router.delete(
+    "/smartlock/auth",
+    summary="Deletes smartlock authorizations asynchronously",
+    operation_id="SmartlocksAuthsResource_delete_delete",
+    status_code=204,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The ids of the keys to delete",
+            "content": {
+                "application/json": {
+                    "schema": {"type": "array", "items": {"type": "string"}},
+                    "example": ["65219648fe57075d71a6cb01"],
+                }
+            },
+        }
+    },
+    description="Scope: smartlock.auth. If any id is unknown, nothing is deleted." + ASYNC_NOTE,
+)
+def delete_keys(
+    request: Request, body: Any = Depends(json_body), caller: Caller = Depends(auth_scope)
+) -> Response:
+    ids = validate(body, list[str])
+    with runtime_of(request).db.session() as session:
+        outcome = auths.delete_keys(session, caller, ids)
+    return _finish(request, outcome)
+
+
+@router.get(
+    "/smartlock/{smartlockId}/auth",
+    summary="Get a list of smartlock authorizations",
+    operation_id="SmartlockAuthsResource_get_get",
+    responses={200: {"model": list[SmartlockAuth]}},
+)
+def list_lock_keys(
+    request: Request,
+    smartlockId: int = Path(description="The smartlock id"),
+    types: str | None = Query(None, description=TYPES_DOC),
+    caller: Caller = Depends(auth_scope),
+) -> Response:
+    """Scope: smartlock.auth."""
+    wanted = parse_types(types)
+    with runtime_of(request).db.session() as session:
+        if repo.lock(session, caller.account_id, smartlockId) is None:
+            raise auths.lock_not_found(smartlockId)
+        rows = repo.list_auths(session, caller.account_id, smartlock_id=smartlockId, types=wanted)
+        found = [auth_shape(row) for row in rows]
+    return json_response(found, SmartlockAuth)
+
+
+@router.put(
+    "/smartlock/{smartlockId}/auth",
+    summary="Creates asynchronous a smartlock authorization",
+    operation_id="SmartlockAuthsResource_put_put",
+    status_code=204,
+    openapi_extra=body_doc("SmartlockAuthCreate", description="The key to create"),
+    description="Scope: smartlock.auth. An app key (type 0) sends its user an invite e-mail."
+    + ASYNC_NOTE,
+)
+def create_key(
+    request: Request,
+    smartlockId: int = Path(description="The smartlock id"),
+    body: Any = Depends(json_body),
+    caller: Caller = Depends(auth_scope),
+) -> Response:
+    data = validate(body, SmartlockAuthCreate)
+    with runtime_of(request).db.session() as session:
+        outcome = auths.create_keys(session, caller, [smartlockId], data)
+    return _finish(request, outcome)
+
+
+@router.get(
+    "/smartlock/{smartlockId}/auth/{id}",
+    summary="Get a smartlock authorization",
+    operation_id="SmartlockAuthResource_get_get",
+    responses={200: {"model": SmartlockAuth}},
+)
+def get_key(
+    request: Request,
+    smartlockId: int = Path(description="The smartlock id"),
+    id: str = Path(description="The key's unique id (24 hex digits)"),
+    caller: Caller = Depends(auth_scope),
+) -> Response:
+    """Scope: smartlock.auth."""
+    with runtime_of(request).db.session() as session:
+        if repo.lock(session, caller.account_id, smartlockId) is None:
+            raise auths.lock_not_found(smartlockId)
+        row = repo.auth(session, caller.account_id, id, smartlock_id=smartlockId)
+        if row is None:
+            raise auths.auth_not_found(id, smartlockId)
+        shape = auth_shape(row)
+    return json_response(shape, SmartlockAuth)
+
+
+@router.post(
+    "/smartlock/{smartlockId}/auth/{id}",
+    summary="Updates asynchronous a smartlock authorization",
+    operation_id="SmartlockAuthResource_post_post",
+    status_code=204,
+    openapi_extra=body_doc("SmartlockAuthUpdate", description="Only the fields to change"),
+    description="Scope: smartlock.auth. Partial: an omitted field keeps its value, an explicit "
+    "null clears it (a rename keeps the time window)." + ASYNC_NOTE,
+)
+def update_key(
+    request: Request,
+    smartlockId: int = Path(description="The smartlock id"),
+    id: str = Path(description="The key's unique id (24 hex digits)"),
+    body: Any = Depends(json_body),
+    caller: Caller = Depends(auth_scope),
+) -> Response:
+    data = validate(body, SmartlockAuthUpdate)
+    with runtime_of(request).db.session() as session:
+        outcome = auths.update_key(session, caller, smartlockId, id, data)
+    return _finish(request, outcome)
+
+
+@router.delete(
+    "/smartlock/{smartlockId}/auth/{id}",
+    summary="Deletes asynchronous a smartlock authorization",
+    operation_id="SmartlockAuthResource_delete_delete",
+    status_code=204,
+    description="Scope: smartlock.auth. The key shows syncState 'deleting' until the lock "
+    "confirms, then it is gone.",
+)
+def delete_key(
+    request: Request,
+    smartlockId: int = Path(description="The smartlock id"),
+    id: str = Path(description="The key's unique id (24 hex digits)"),
+    caller: Caller = Depends(auth_scope),
+) -> Response:
+    with runtime_of(request).db.session() as session:
+        outcome = auths.delete_key(session, caller, smartlockId, id)
+    return _finish(request, outcome)

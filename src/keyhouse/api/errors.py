@@ -1,0 +1,83 @@
+"""Error handlers: every failure leaves in the one error shape, with a 4xx that says why."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from keyhouse.api.body import problems_of
+from keyhouse.api.responses import error_body, request_id_of
+from keyhouse.errors import KeyhouseError, Problem, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+
+def _answer(request: Request, error: KeyhouseError) -> JSONResponse:
+    return JSONResponse(
+        error_body(error, request_id_of(request)), status_code=error.status, headers=error.headers
+    )
+
+
+def _parameter_problems(exc: RequestValidationError) -> list[Problem]:
+    found = []
+    for item in exc.errors():
+        location = [str(part) for part in item.get("loc", ())]
+        where, name = (location[0], location[-1]) if location else ("request", "?")
+        value = item.get("input")
+        expected = item.get("msg", "is not valid")
+        kind = {"path": "path parameter", "query": "query parameter"}.get(where, where)
+        found.append(
+            Problem(
+                name,
+                item.get("type", "invalid"),
+                f"the {kind} {name} = {value!r} is not valid: {expected.lower()}",
+            )
+        )
+    return found
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(KeyhouseError)
+    async def keyhouse_error(request: Request, exc: KeyhouseError) -> JSONResponse:
+        return _answer(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def parameter_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = _parameter_problems(exc) or problems_of(exc)  # type: ignore[arg-type]
+        return _answer(request, ValidationFailed.of(problems))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            message = (
+                f"there is no endpoint {request.method} {request.url.path}: see /docs for the "
+                "endpoints Keyhouse serves"
+            )
+            error = KeyhouseError(message, status=404)
+            error.code = "no_such_endpoint"
+        elif exc.status_code == 405:
+            error = KeyhouseError(
+                f"{request.method} is not allowed on {request.url.path}: see /docs for the "
+                "methods it takes",
+                status=405,
+            )
+            error.code = "method_not_allowed"
+        else:
+            error = KeyhouseError(str(exc.detail), status=exc.status_code)
+            error.code = "http_error"
+        return _answer(request, error)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        error = KeyhouseError(
+            "Keyhouse failed on this request; this is a bug, please report it with the "
+            f"requestId {request_id_of(request)}",
+            status=500,
+        )
+        error.code = "internal_error"
+        return _answer(request, error)

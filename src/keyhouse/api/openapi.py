@@ -1,0 +1,137 @@
+"""Our OpenAPI document: the official schema names, an example for each body, bearer auth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from keyhouse import __version__
+from keyhouse.schemas import (
+    AccountUser,
+    AccountUserCreate,
+    AccountUserUpdate,
+    ErrorBody,
+    Smartlock,
+    SmartlockAuth,
+    SmartlockAuthCreate,
+    SmartlockAuthMultiUpdate,
+    SmartlockAuthUpdate,
+    SmartlocksAuthCreate,
+)
+
+# Our class names -> the official 3.9.0 schema names.
+OFFICIAL_NAMES = {
+    "SmartlockState": "Smartlock.State",
+    "SmartlockConfig": "Smartlock.Config",
+    "ObjectIdShape": "ObjectId",
+}
+RESPONSE_SHAPES: tuple[type[BaseModel], ...] = (Smartlock, AccountUser, SmartlockAuth, ErrorBody)
+REQUEST_SHAPES: tuple[type[BaseModel], ...] = (
+    AccountUserCreate,
+    AccountUserUpdate,
+    SmartlockAuthCreate,
+    SmartlocksAuthCreate,
+    SmartlockAuthUpdate,
+    SmartlockAuthMultiUpdate,
+)
+
+DESCRIPTION = """
+Keyhouse speaks the Nuki Web API (3.9.0): the same paths, verbs, JSON shapes and status codes
+as `api.nuki.io`, so existing scripts work by changing the base URL.
+
+**Authorize** with the API token Keyhouse printed on first start (or one from
+`keyhouse admin token create`): click *Authorize* and paste the token.
+
+Writes to keys answer 204 like Nuki, and are honest about it: until the lock confirms, the key
+shows `syncState: "pending"` and an `operationId`; then `applied` with its `authId`, or
+`failed` with the lock's reason in `error`. Every error answers in Nuki's shape
+(`detailMessage`, `stackTrace`, `suppressedExceptions`) plus `error`, `field`, `rule` and
+`problems` that say exactly what is wrong.
+"""
+
+
+def _rename(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                name = value.rsplit("/", 1)[-1]
+                value = f"#/components/schemas/{OFFICIAL_NAMES.get(name, name)}"
+            out[key] = _rename(value)
+        return out
+    if isinstance(node, list):
+        return [_rename(item) for item in node]
+    return node
+
+
+def _component_schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    template = "#/components/schemas/{model}"
+    shapes = [(s, "serialization") for s in RESPONSE_SHAPES] + [
+        (s, "validation") for s in REQUEST_SHAPES
+    ]
+    for shape, mode in shapes:
+        schema = shape.model_json_schema(by_alias=True, ref_template=template, mode=mode)  # type: ignore[arg-type]
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas[OFFICIAL_NAMES.get(name, name)] = definition
+        example = getattr(shape, "example", None)
+        if example is not None:
+            schema.pop("example", None)
+            schema["example"] = example
+        schemas[OFFICIAL_NAMES.get(shape.__name__, shape.__name__)] = schema
+    return _rename(schemas)
+
+
+def _error_responses() -> dict[str, Any]:
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    content = {"application/json": {"schema": ref}}
+    return {
+        "400": {
+            "description": "Bad parameter: the body names the field and the rule",
+            "content": content,
+        },
+        "401": {"description": "No token, or an unknown one", "content": content},
+        "403": {"description": "Missing scope, or not in your account", "content": content},
+        "409": {
+            "description": "Conflict (e-mail or keypad code taken, limits)",
+            "content": content,
+        },
+    }
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(
+        title="Keyhouse: the Nuki Web API, self-hosted",
+        version=__version__,
+        description=DESCRIPTION,
+        routes=app.routes,
+    )
+    document = _rename(document)
+    components = document.setdefault("components", {})
+    generated = components.get("schemas", {})
+    for name in list(generated):
+        if name in {"HTTPValidationError", "ValidationError"}:
+            del generated[name]
+    generated.update(_component_schemas())
+    components["schemas"] = generated
+    components["securitySchemes"] = {
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Your API token: Authorization: Bearer <token>",
+        }
+    }
+    document["security"] = [{"bearerAuth": []}]
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            for status, answer in _error_responses().items():
+                responses.setdefault(status, answer)
+    app.openapi_schema = document
+    return document

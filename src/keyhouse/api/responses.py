@@ -1,0 +1,48 @@
+"""Building answers: JSON bytes from shapes, empty 204s, and the one error body."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from keyhouse.errors import KeyhouseError
+from keyhouse.services.present import to_json
+
+JSON = "application/json"
+
+
+def json_response(value: BaseModel | Sequence[BaseModel], shape: type[BaseModel]) -> Response:
+    return Response(content=to_json(value, shape), media_type=JSON)
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+def request_id_of(request: Request) -> str | None:
+    return request.scope.get("state", {}).get("request_id")
+
+
+def error_body(error: KeyhouseError, request_id: str | None) -> dict[str, object]:
+    body: dict[str, object] = {
+        "detailMessage": error.message,
+        "stackTrace": [],
+        "suppressedExceptions": [],
+        "error": error.code,
+        "status": error.status,
+    }
+    if error.field:
+        body["field"] = error.field
+    if error.rule:
+        body["rule"] = error.rule
+    if error.problems and len(error.problems) > 0:
+        body["problems"] = [
+            {k: v for k, v in (("field", p.field), ("rule", p.rule), ("message", p.message)) if v}
+            for p in error.problems
+        ]
+    if request_id:
+        body["requestId"] = request_id
+    return body

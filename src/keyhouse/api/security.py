@@ -1,0 +1,63 @@
+"""Bearer tokens to callers, and the scope each endpoint needs (any one of those listed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, Request
+
+from keyhouse.errors import MissingScope, Unauthorized
+from keyhouse.rules.secrets_ import hash_token
+from keyhouse.runtime import Runtime
+from keyhouse.services.caller import Caller
+from keyhouse.store import repo
+
+NOT_AUTHORIZED = "Your access token is not authorized"
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def current_caller(request: Request) -> Caller:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized(
+            f"{NOT_AUTHORIZED}: the request has no Authorization header; "
+            "send 'Authorization: Bearer <your API token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            f"{NOT_AUTHORIZED}: the Authorization header must read 'Bearer <your API token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    with runtime_of(request).db.session() as session:
+        row = repo.token_by_hash(session, hash_token(token.strip()))
+        if row is None:
+            raise Unauthorized(
+                f"{NOT_AUTHORIZED}: the token is unknown or was revoked; create one with "
+                "'keyhouse admin token create --account ID'",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        return Caller(
+            account_id=row.account_id, scopes=frozenset(row.scopes.split()), token_id=row.id
+        )
+
+
+def scoped(*any_of: str) -> Callable[..., Caller]:
+    """A dependency giving the caller, if their token holds one of ``any_of``."""
+
+    def dependency(caller: Caller = Depends(current_caller)) -> Caller:
+        if not caller.scopes.intersection(any_of):
+            wanted = " or ".join(f"'{scope}'" for scope in any_of)
+            raise MissingScope(
+                f"your token lacks the scope this needs: {wanted}; create a token with it, "
+                f"e.g. 'keyhouse admin token create --account ID --scope {any_of[0]}'",
+                rule="scope",
+            )
+        return caller
+
+    dependency.__doc__ = f"Needs scope: {' or '.join(any_of)}"
+    return dependency

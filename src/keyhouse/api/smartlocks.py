@@ -1,0 +1,50 @@
+"""GET /smartlock, GET /smartlock/{smartlockId}."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+
+from keyhouse.api.responses import json_response
+from keyhouse.api.security import runtime_of, scoped
+from keyhouse.schemas.smartlock import Smartlock
+from keyhouse.services import smartlocks
+from keyhouse.services.caller import Caller
+
+router = APIRouter(tags=["Smartlock"])
+read_scope = scoped("smartlock", "smartlock.readOnly")
+
+
+@router.get(
+    "/smartlock",
+    summary="Get a list of smartlocks",
+    operation_id="SmartlocksResource_get_get",
+    responses={200: {"model": list[Smartlock]}},
+)
+def list_smartlocks(
+    request: Request,
+    authId: int | None = Query(None, description="Filter for authId"),
+    type: int | None = Query(None, description="Filter for type"),
+    caller: Caller = Depends(read_scope),
+) -> Response:
+    """Scopes: smartlock or smartlock.readOnly."""
+    with runtime_of(request).db.session() as session:
+        found = smartlocks.list_smartlocks(session, caller, auth_id=authId, type_=type)
+    return json_response(found, Smartlock)
+
+
+@router.get(
+    "/smartlock/{smartlockId}",
+    summary="Get a smartlock",
+    operation_id="SmartlockResource_get_get",
+    responses={200: {"model": Smartlock}},
+)
+def get_smartlock(
+    request: Request,
+    smartlockId: int = Path(description="The smartlock id"),
+    caller: Caller = Depends(read_scope),
+) -> Response:
+    """Scopes: smartlock or smartlock.readOnly."""
+    with runtime_of(request).db.session() as session:
+        found = smartlocks.get_smartlock(session, caller, smartlockId)
+    return json_response(found, Smartlock)

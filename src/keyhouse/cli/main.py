@@ -1,0 +1,171 @@
+"""keyhouse [--data DIR] serve | admin …  (heavy imports happen inside the commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from keyhouse.settings import Settings
+
+app = typer.Typer(
+    help="Keyhouse: a self-hosted server that speaks the Nuki Web API.",
+    no_args_is_help=True,
+    add_completion=True,
+)
+admin_app = typer.Typer(help="Manage accounts, tokens and locks (server running or not).")
+account_app = typer.Typer(help="Accounts.")
+token_app = typer.Typer(help="API tokens.")
+lock_app = typer.Typer(help="Virtual locks.")
+admin_app.add_typer(account_app, name="account")
+admin_app.add_typer(token_app, name="token")
+admin_app.add_typer(lock_app, name="lock")
+app.add_typer(admin_app, name="admin")
+
+
+class State:
+    data: Path | None = None
+
+
+def settings() -> Settings:
+    from keyhouse.settings import Settings
+
+    if State.data is not None:
+        return Settings(data=State.data)
+    return Settings()
+
+
+@app.callback()
+def main(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            envvar="KEYHOUSE_DATA",
+            help="Data folder (SQLite file, mail/). Default: the user's data directory.",
+        ),
+    ] = None,
+) -> None:
+    State.data = data
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _runtime():  # type: ignore[no-untyped-def]
+    from keyhouse.runtime import Runtime
+
+    runtime = Runtime(settings())
+    runtime.db.migrate()
+    return runtime
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
+) -> None:
+    """Start the server; on first start, create a demo account, two virtual locks and a token."""
+    import uvicorn
+
+    from keyhouse.app import create_app
+    from keyhouse.services.admin import seed_demo
+
+    runtime = _runtime()
+    config = runtime.settings
+    demo = seed_demo(runtime.db, runtime.link)
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown_host}:{port}"
+    typer.echo(f"Keyhouse data folder: {config.data}")
+    if demo is not None:
+        typer.echo("First start: created a demo account with two virtual locks:")
+        for lock_id in demo.lock_ids:
+            typer.echo(f"  smartlockId {lock_id}")
+        typer.echo("Your API token (shown once, keep it):")
+        typer.echo(f"  {demo.token}")
+        typer.echo(f"Try: curl -H 'Authorization: Bearer {demo.token}' {base}/smartlock")
+    mail = config.smtp_url or f"files in {config.mail_dir}"
+    typer.echo(f"Invite mail goes to: {mail}")
+    typer.echo(f"Swagger UI: {base}/docs")
+    uvicorn.run(create_app(runtime=runtime), host=host, port=port, log_level="info")
+
+
+def _admin(action):  # type: ignore[no-untyped-def]
+    """Run an admin action in one transaction; print its errors as one sentence."""
+    from keyhouse.errors import KeyhouseError
+
+    runtime = _runtime()
+    try:
+        with runtime.db.session() as session:
+            return action(session, runtime)
+    except KeyhouseError as exc:
+        _fail(exc.message)
+    finally:
+        runtime.db.dispose()
+
+
+@account_app.command("create")
+def account_create(
+    email: Annotated[str, typer.Option(help="The account owner's e-mail")],
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+) -> None:
+    """Create an account; prints its id alone on the last line."""
+    from keyhouse.services.admin import create_account
+
+    account_id = _admin(lambda s, _r: create_account(s, email=email, name=name).id)
+    typer.echo(f"Created account {account_id} ({email}).")
+    typer.echo(account_id)
+
+
+@token_app.command("create")
+def token_create(
+    account: Annotated[int, typer.Option(help="Account id")],
+    scope: Annotated[
+        list[str] | None, typer.Option(help="A scope (repeatable); default: all scopes")
+    ] = None,
+    name: Annotated[str, typer.Option(help="What the token is for")] = "api token",
+) -> None:
+    """Create an API token; prints it alone on the last line (it is stored only as a hash)."""
+    from keyhouse.services.admin import create_token
+
+    token = _admin(lambda s, _r: create_token(s, account_id=account, scopes=scope or (), name=name))
+    typer.echo(f"Created token {name!r} for account {account}; it is shown only this once:")
+    typer.echo(token)
+
+
+@lock_app.command("add")
+def lock_add(
+    account: Annotated[int, typer.Option(help="Account id")],
+    name: Annotated[str, typer.Option(help="The lock's name")],
+    keypad: Annotated[bool, typer.Option("--keypad", help="Pair a keypad")] = False,
+    type: Annotated[
+        int, typer.Option("--type", help="0 keyturner, 2 opener, 3 smartdoor, 4 SL3/4")
+    ] = 4,
+    timezone: Annotated[str, typer.Option(help="The lock's IANA time zone")] = "Europe/Vienna",
+) -> None:
+    """Add a virtual lock; prints its smartlockId alone on the last line."""
+    from keyhouse.services.admin import add_lock
+
+    lock_id = _admin(
+        lambda s, r: (
+            add_lock(
+                s,
+                r.link,
+                account_id=account,
+                name=name,
+                keypad=keypad,
+                type_=type,
+                timezone=timezone,
+            ).id
+        )
+    )
+    typer.echo(f"Added virtual lock {name!r} to account {account}.")
+    typer.echo(lock_id)
+
+
+def run() -> None:
+    app()

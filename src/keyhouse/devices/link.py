@@ -1,0 +1,45 @@
+"""The DeviceLink interface: everything the server may ask of a lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class DeviceUnreachable(Exception):
+    """The lock cannot be reached now; the operation stays queued and is tried again."""
+
+
+class DeviceRejected(Exception):
+    """The lock refused the operation; ``code`` is Nuki's device error code (hex)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LockStatus:
+    online: bool
+    state: int
+    battery_charge: int
+    battery_critical: bool
+    door_state: int
+    keypad_paired: bool
+
+
+class DeviceLink(Protocol):
+    """One lock's link. Calls are idempotent per ``auth_key`` so a retried operation is safe."""
+
+    def put_auth(self, smartlock_id: int, auth_key: str, data: dict[str, Any]) -> int:
+        """Create or replace the authorization ``auth_key``; return its slot (``authId``)."""
+        ...
+
+    def remove_auth(self, smartlock_id: int, auth_key: str) -> None:
+        """Remove the authorization ``auth_key``; removing an absent one is not an error."""
+        ...
+
+    def status(self, smartlock_id: int) -> LockStatus:
+        """The lock's live state."""
+        ...

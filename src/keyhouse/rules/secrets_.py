@@ -1,0 +1,21 @@
+"""Random secrets: API tokens and invite codes, and token hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+
+def new_api_token() -> str:
+    """Return a new API token: ``"kh_"`` followed by 256 random bits, URL-safe base64."""
+    return "kh_" + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """Return the SHA-256 hex digest of the UTF-8 encoded token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_invite_code() -> str:
+    """Return a 9-digit decimal invite code whose first digit is not 0."""
+    return str(100_000_000 + secrets.randbelow(900_000_000))

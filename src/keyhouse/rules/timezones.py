@@ -1,0 +1,84 @@
+"""Nuki's time zone ids (``Smartlock.Config.timezoneId``) and the lock's IANA time zone.
+
+Nuki devices know 46 zones by number (0..45), listed in Nuki's Smart Lock API
+(Bluetooth) specification. A Keyhouse lock keeps its IANA zone; its ``timezoneId`` is the
+listed zone with the same UTC offsets in January and July (Europe/Vienna → 37 Europe/Berlin).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+NUKI_TIMEZONES: tuple[str, ...] = (
+    "Africa/Cairo",
+    "Africa/Lagos",
+    "Africa/Maputo",
+    "Africa/Nairobi",
+    "America/Anchorage",
+    "America/Argentina/Buenos_Aires",
+    "America/Chicago",
+    "America/Denver",
+    "America/Halifax",
+    "America/Los_Angeles",
+    "America/Manaus",
+    "America/Mexico_City",
+    "America/New_York",
+    "America/Phoenix",
+    "America/Regina",
+    "America/Santiago",
+    "America/Sao_Paulo",
+    "America/St_Johns",
+    "Asia/Bangkok",
+    "Asia/Dubai",
+    "Asia/Hong_Kong",
+    "Asia/Jerusalem",
+    "Asia/Karachi",
+    "Asia/Kathmandu",
+    "Asia/Kolkata",
+    "Asia/Riyadh",
+    "Asia/Seoul",
+    "Asia/Shanghai",
+    "Asia/Tehran",
+    "Asia/Tokyo",
+    "Asia/Yangon",
+    "Australia/Adelaide",
+    "Australia/Brisbane",
+    "Australia/Darwin",
+    "Australia/Hobart",
+    "Australia/Perth",
+    "Australia/Sydney",
+    "Europe/Berlin",
+    "Europe/Helsinki",
+    "Europe/Istanbul",
+    "Europe/London",
+    "Europe/Moscow",
+    "Pacific/Auckland",
+    "Pacific/Guam",
+    "Pacific/Honolulu",
+    "Pacific/Pago_Pago",
+)
+
+_PROBES = (datetime(2026, 1, 15, 12, tzinfo=UTC), datetime(2026, 7, 15, 12, tzinfo=UTC))
+
+
+def _offsets(zone: str) -> tuple[int, ...]:
+    info = ZoneInfo(zone)
+    return tuple(int(p.astimezone(info).utcoffset().total_seconds()) for p in _PROBES)  # type: ignore[union-attr]
+
+
+def nuki_timezone_id(zone: str) -> int:
+    """The Nuki id of ``zone``, or of the listed zone that keeps the same offsets all year."""
+    if zone in NUKI_TIMEZONES:
+        return NUKI_TIMEZONES.index(zone)
+    wanted = _offsets(zone)
+    for index, candidate in enumerate(NUKI_TIMEZONES):
+        if _offsets(candidate) == wanted:
+            return index
+    return NUKI_TIMEZONES.index("Europe/London") if wanted[0] == 0 else 37
+
+
+def offset_minutes(zone: str, at: datetime) -> int:
+    """The zone's offset from UTC at ``at``, in minutes (``timezoneOffset``, deprecated by Nuki)."""
+    offset = at.astimezone(ZoneInfo(zone)).utcoffset()
+    return int(offset.total_seconds() // 60) if offset else 0

@@ -1,0 +1,188 @@
+"""SmartlockAuth ("a key") and its create/update bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+
+from keyhouse.rules.dates import parse_api_datetime
+from keyhouse.schemas.base import ApiDateTime, RequestShape, ResponseShape
+
+
+class ObjectIdShape(ResponseShape):
+    """How api.nuki.io serialises a MongoDB ObjectId (the official ``ObjectId`` schema)."""
+
+    timestamp: int
+    counter: int
+    time: int
+    date: ApiDateTime
+    machine_identifier: int
+    process_identifier: int
+    time_second: int
+
+
+class SmartlockAuth(ResponseShape):
+    id: str = Field(description="The key's unique id: 24 hex digits")
+    smartlock_id: int
+    account_user_id: int | None = None
+    auth_id: int | None = Field(
+        None, description="The slot the lock gave the key; set once applied"
+    )
+    code: int | None = None
+    fingerprints: dict[str, str] | None = None
+    type: int = Field(description="0 app, 1 bridge, 2 fob, 3 keypad, 13 keypad code")
+    name: str
+    enabled: bool
+    remote_allowed: bool
+    lock_count: int
+    allowed_from_date: ApiDateTime | None = None
+    allowed_until_date: ApiDateTime | None = None
+    allowed_week_days: int | None = None
+    allowed_from_time: int | None = None
+    allowed_until_time: int | None = None
+    last_active_date: ApiDateTime | None = None
+    creation_date: ApiDateTime | None = None
+    update_date: ApiDateTime | None = None
+    operation_id: ObjectIdShape | None = Field(
+        None, description="Set while a change waits for the lock to confirm it"
+    )
+    error: str | None = Field(None, description="Why the lock refused the last change")
+    app_id: int | None = None
+    auth_type_as_string: str | None = None
+    smart_actions_enabled: bool | None = None
+    sync_state: str | None = Field(
+        None,
+        description="Keyhouse: pending (the lock has not confirmed yet), applied, failed, deleting",
+    )
+
+
+def _date_or_none(value: Any, info: ValidationInfo) -> Any:
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(
+            f"must be a date-time string such as 2026-12-01T08:00:00.000Z, not {value!r}"
+        )
+    assert info.field_name is not None
+    from pydantic.alias_generators import to_camel
+
+    return parse_api_datetime(value, to_camel(info.field_name))
+
+
+OptionalApiDate = Annotated[datetime | None, BeforeValidator(_date_or_none)]
+
+_WEEKDAYS = {"minimum": 0, "maximum": 127}
+_MINUTES = {"minimum": 0, "maximum": 1439}
+
+AUTH_READ_ONLY = frozenset(
+    {
+        "id",
+        "smartlockId",
+        "authId",
+        "lockCount",
+        "lastActiveDate",
+        "creationDate",
+        "updateDate",
+        "operationId",
+        "error",
+        "appId",
+        "authTypeAsString",
+        "fingerprints",
+        "syncState",
+    }
+)
+
+
+class _Restrictions(RequestShape):
+    allowed_from_date: OptionalApiDate = Field(
+        None, description="Validity start, an instant in UTC (RFC 3339)"
+    )
+    allowed_until_date: OptionalApiDate = Field(
+        None, description="Validity end, an instant in UTC (RFC 3339); null clears it"
+    )
+    allowed_week_days: int | None = Field(
+        None,
+        description="Bitmask: 64 Mon, 32 Tue, 16 Wed, 8 Thu, 4 Fri, 2 Sat, 1 Sun",
+        json_schema_extra=_WEEKDAYS,
+    )
+    allowed_from_time: int | None = Field(
+        None,
+        description="Daily window start, minutes from midnight, lock's local time",
+        json_schema_extra=_MINUTES,
+    )
+    allowed_until_time: int | None = Field(
+        None,
+        description="Daily window end, minutes from midnight, lock's local time",
+        json_schema_extra=_MINUTES,
+    )
+
+
+class SmartlockAuthCreate(_Restrictions):
+    ignored_fields: ClassVar[frozenset[str]] = AUTH_READ_ONLY
+
+    name: str = Field(description="Max 32 characters (20 for keypad codes)")
+    account_user_id: int | None = Field(None, description="Required unless type is 13")
+    remote_allowed: bool = Field(description="True lets the key operate the lock remotely")
+    smart_actions_enabled: bool | None = None
+    type: int = Field(0, description="0 app (default), 2 fob, 13 keypad code")
+    code: int | None = Field(
+        None, description="Keypad code (type 13): 6 digits 1-9, not starting with 12"
+    )
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type_default_on_null(cls, value: Any) -> Any:
+        return 0 if value is None else value
+
+    example: ClassVar[dict[str, Any]] = {
+        "name": "Guest December",
+        "accountUserId": 1,
+        "remoteAllowed": False,
+        "smartActionsEnabled": False,
+        "allowedFromDate": "2026-12-01T00:00:00.000Z",
+        "allowedUntilDate": "2027-01-31T23:00:00.000Z",
+        "allowedWeekDays": 124,
+        "allowedFromTime": 480,
+        "allowedUntilTime": 1080,
+    }
+
+
+class SmartlocksAuthCreate(SmartlockAuthCreate):
+    smartlock_ids: list[int] = Field(description="The locks to create the key on")
+
+    example: ClassVar[dict[str, Any]] = {
+        "name": "Cleaner",
+        "smartlockIds": [18298712180],
+        "type": 13,
+        "code": 345678,
+        "remoteAllowed": False,
+        "allowedWeekDays": 64,
+        "allowedFromTime": 540,
+        "allowedUntilTime": 720,
+    }
+
+
+class SmartlockAuthUpdate(_Restrictions):
+    """Partial: an omitted field keeps its value; an explicit null clears it."""
+
+    ignored_fields: ClassVar[frozenset[str]] = AUTH_READ_ONLY | {"type"}
+    renamed_fields: ClassVar[dict[str, str]] = {"enable": "enabled"}
+
+    name: str | None = Field(None, description="Max 32 characters (20 for keypad codes)")
+    account_user_id: int | None = None
+    enabled: bool | None = Field(None, description="False disables the key (also accepted: enable)")
+    remote_allowed: bool | None = None
+    smart_actions_enabled: bool | None = None
+    code: int | None = None
+
+    example: ClassVar[dict[str, Any]] = {"name": "Guest December (extended)"}
+
+
+class SmartlockAuthMultiUpdate(SmartlockAuthUpdate):
+    ignored_fields: ClassVar[frozenset[str]] = (AUTH_READ_ONLY - {"id"}) | {"type"}
+
+    id: str = Field(description="The key's unique id")
+
+    example: ClassVar[dict[str, Any]] = {"id": "65219648fe57075d71a6cb01", "enabled": False}

@@ -1,0 +1,50 @@
+"""Shared pieces of the shapes: camelCase aliases, API dates, request-body conventions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer, model_validator
+from pydantic.alias_generators import to_camel
+
+from keyhouse.rules.dates import format_api_datetime
+
+ApiDateTime = Annotated[
+    datetime,
+    PlainSerializer(format_api_datetime, return_type=str, when_used="json"),
+]
+
+
+class ResponseShape(BaseModel):
+    """A response body: camelCase on the wire, absent fields omitted (dump with exclude_none)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class RequestShape(BaseModel):
+    """A request body: camelCase fields, unknown fields refused with their name.
+
+    Fields that only appear in responses (``id``, ``lockCount``…) are accepted and ignored, so a
+    client may send back what it read. ``model_fields_set`` tells an omitted field from a null.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=False, extra="forbid", str_strip_whitespace=False
+    )
+    ignored_fields: ClassVar[frozenset[str]] = frozenset()
+    renamed_fields: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_read_only_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {k: v for k, v in data.items() if k not in cls.ignored_fields}
+        for old, new in cls.renamed_fields.items():
+            if old in data and new not in data:
+                data[new] = data.pop(old)
+        return data

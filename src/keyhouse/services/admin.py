@@ -1,0 +1,127 @@
+"""Operator tasks: accounts, API tokens, locks, and the demo set-up of a first start."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from keyhouse.devices.simulator import VirtualLockLink
+from keyhouse.errors import NotFound, ValidationFailed
+from keyhouse.rules.dates import utcnow
+from keyhouse.rules.ids import new_nuki_id, smartlock_id
+from keyhouse.rules.secrets_ import hash_token, new_api_token
+from keyhouse.rules.windows import is_valid_timezone
+from keyhouse.services.caller import ALL_SCOPES
+from keyhouse.store.database import Database
+from keyhouse.store.models import Account, ApiToken, Smartlock
+
+LOCK_TYPES = {0: "keyturner", 2: "opener", 3: "smartdoor", 4: "smartlock 3.0/4"}
+DEFAULT_TIMEZONE = "Europe/Vienna"
+
+
+def create_account(session: Session, *, email: str, name: str | None = None) -> Account:
+    account = Account(email=email, name=name or email.split("@")[0])
+    session.add(account)
+    session.flush()
+    return account
+
+
+def create_token(
+    session: Session, *, account_id: int, scopes: Sequence[str] = (), name: str = "api token"
+) -> str:
+    """A new token for the account; it is returned once and stored only as a hash."""
+    if session.get(Account, account_id) is None:
+        raise NotFound(f"account {account_id} does not exist", field="account")
+    unknown = [scope for scope in scopes if scope not in ALL_SCOPES]
+    if unknown:
+        raise ValidationFailed(
+            f"unknown scope(s) {', '.join(unknown)}: choose from {', '.join(ALL_SCOPES)}",
+            field="scope",
+            rule="enum",
+        )
+    token = new_api_token()
+    session.add(
+        ApiToken(
+            account_id=account_id,
+            name=name,
+            token_hash=hash_token(token),
+            scopes=" ".join(scopes or ALL_SCOPES),
+        )
+    )
+    session.flush()
+    return token
+
+
+def add_lock(
+    session: Session,
+    link: VirtualLockLink,
+    *,
+    account_id: int,
+    name: str,
+    keypad: bool = False,
+    type_: int = 4,
+    timezone: str = DEFAULT_TIMEZONE,
+) -> Smartlock:
+    """A new virtual lock with a fresh Nuki id; its smartlockId is derived from type and id."""
+    if session.get(Account, account_id) is None:
+        raise NotFound(f"account {account_id} does not exist", field="account")
+    if type_ not in LOCK_TYPES:
+        raise ValidationFailed(
+            f"lock type {type_} is not one Keyhouse simulates: use 0, 2, 3 or 4",
+            field="type",
+            rule="enum",
+        )
+    if not is_valid_timezone(timezone):
+        raise ValidationFailed(
+            f"time zone {timezone!r} is not an IANA time zone such as Europe/Vienna",
+            field="timezone",
+            rule="format",
+        )
+    while True:
+        new_id = smartlock_id(type_, new_nuki_id())
+        if session.get(Smartlock, new_id) is None:
+            break
+    now = utcnow()
+    lock = Smartlock(
+        id=new_id,
+        account_id=account_id,
+        type=type_,
+        nuki_id=f"{new_id & 0xFFFFFFFF:08X}",
+        name=name,
+        timezone=timezone,
+        keypad=keypad,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(lock)
+    session.flush()
+    link.install(session, new_id, keypad=keypad)
+    return lock
+
+
+@dataclass(frozen=True)
+class Demo:
+    account_id: int
+    token: str
+    lock_ids: tuple[int, ...]
+
+
+def is_empty(session: Session) -> bool:
+    return not session.scalar(select(func.count()).select_from(Account))
+
+
+def seed_demo(db: Database, link: VirtualLockLink) -> Demo | None:
+    """On an empty store: a demo account, two virtual locks (one with a keypad), a token."""
+    with db.session() as session:
+        if not is_empty(session):
+            return None
+        account = create_account(session, email="demo@keyhouse.local", name="Keyhouse Demo")
+        token = create_token(session, account_id=account.id, name="demo token")
+        account_id = account.id
+    with db.session() as session:
+        front = add_lock(session, link, account_id=account_id, name="Front Door", keypad=True)
+        flat = add_lock(session, link, account_id=account_id, name="Flat 2")
+        return Demo(account_id, token, (front.id, flat.id))

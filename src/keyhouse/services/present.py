@@ -1,0 +1,155 @@
+"""Rows to response shapes (the schemas), built without re-validating our own data."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from keyhouse.rules.dates import utcnow
+from keyhouse.rules.timezones import nuki_timezone_id, offset_minutes
+from keyhouse.schemas.account_user import AccountUser
+from keyhouse.schemas.auth import ObjectIdShape, SmartlockAuth
+from keyhouse.schemas.smartlock import Smartlock, SmartlockConfig, SmartlockState
+from keyhouse.store import models
+
+
+@functools.cache
+def _adapter(shape: type[BaseModel], many: bool) -> TypeAdapter[Any]:
+    return TypeAdapter(list[shape] if many else shape)  # type: ignore[valid-type]
+
+
+def to_json(value: BaseModel | Sequence[BaseModel], shape: type[BaseModel]) -> bytes:
+    """Serialise one shape or a list of them: camelCase, absent fields omitted."""
+    many = isinstance(value, list | tuple)
+    return _adapter(shape, many).dump_json(value, by_alias=True, exclude_none=True)
+
+
+def object_id_shape(hex_id: str | None) -> ObjectIdShape | None:
+    """A 24-hex id as api.nuki.io serialises a MongoDB ObjectId."""
+    if not hex_id:
+        return None
+    raw = bytes.fromhex(hex_id)
+    seconds = int.from_bytes(raw[0:4], "big")
+    return ObjectIdShape.model_construct(
+        timestamp=seconds,
+        counter=int.from_bytes(raw[9:12], "big"),
+        time=seconds * 1000,
+        date=datetime.fromtimestamp(seconds, UTC),
+        machine_identifier=int.from_bytes(raw[4:7], "big"),
+        process_identifier=int.from_bytes(raw[7:9], "big"),
+        time_second=seconds,
+    )
+
+
+def auth_shape(row: models.SmartlockAuth) -> SmartlockAuth:
+    sync_state = "deleting" if row.deleting else row.sync_state
+    return SmartlockAuth.model_construct(
+        id=row.id,
+        smartlock_id=row.smartlock_id,
+        account_user_id=row.account_user_id,
+        auth_id=row.auth_id,
+        code=row.code,
+        type=row.type,
+        name=row.name,
+        enabled=row.enabled,
+        remote_allowed=row.remote_allowed,
+        lock_count=row.lock_count,
+        allowed_from_date=row.allowed_from_date,
+        allowed_until_date=row.allowed_until_date,
+        allowed_week_days=row.allowed_week_days,
+        allowed_from_time=row.allowed_from_time,
+        allowed_until_time=row.allowed_until_time,
+        last_active_date=row.last_active_date,
+        creation_date=row.created_at,
+        update_date=row.updated_at,
+        operation_id=object_id_shape(row.operation_id),
+        error=row.error,
+        auth_type_as_string=_AUTH_TYPE_NAMES.get(row.type),
+        smart_actions_enabled=row.smart_actions_enabled,
+        sync_state=sync_state,
+    )
+
+
+_AUTH_TYPE_NAMES = {
+    0: "APP",
+    1: "BRIDGE",
+    2: "FOB",
+    3: "KEYPAD",
+    13: "KEYPAD_CODE",
+    14: "Z_KEY",
+    15: "VIRTUAL",
+}
+
+
+def user_shape(row: models.AccountUser) -> AccountUser:
+    return AccountUser.model_construct(
+        account_user_id=row.id,
+        account_id=row.account_id,
+        type=row.type,
+        email=row.email,
+        name=row.name,
+        language=row.language,
+        creation_date=row.created_at,
+        update_date=row.updated_at,
+    )
+
+
+def smartlock_shape(row: models.Smartlock, device: models.SimulatedLock | None) -> Smartlock:
+    online = device is not None and device.online
+    charge = device.battery_charge if device is not None else 0
+    state = SmartlockState.model_construct(
+        mode=2,
+        state=device.state if device is not None else 255,
+        trigger=0,
+        last_action=0,
+        battery_critical=charge <= 20,
+        battery_charging=False,
+        battery_charge=charge,
+        keypad_battery_critical=False if row.keypad else None,
+        door_state=device.door_state if device is not None else 0,
+        ring_to_open_timer=0,
+        night_mode=False,
+    )
+    config = SmartlockConfig.model_construct(
+        name=row.name,
+        latitude=0.0,
+        longitude=0.0,
+        auto_unlatch=False,
+        pairing_enabled=True,
+        button_enabled=True,
+        led_enabled=True,
+        timezone_offset=offset_minutes(row.timezone, utcnow()),
+        fob_paired=False,
+        single_lock=False,
+        advertising_mode=0,
+        keypad_paired=row.keypad,
+        timezone_id=nuki_timezone_id(row.timezone),
+        device_type=row.type,
+        timezone=row.timezone,
+    )
+    return Smartlock.model_construct(
+        smartlock_id=row.id,
+        account_id=row.account_id,
+        type=row.type,
+        auth_id=row.auth_id,
+        name=row.name,
+        favorite=row.favorite,
+        config=config,
+        state=state,
+        firmware_version=0x030905,
+        hardware_version=0x0501,
+        server_state=0 if online else 4,
+        admin_pin_state=0,
+        virtual_device=row.virtual,
+        creation_date=row.created_at,
+        update_date=row.updated_at,
+        opener=row.type == 2,
+        box=row.type == 1,
+        smart_door=row.type == 3,
+        keyturner=row.type in (0, 3, 4),
+        nuki_id=row.nuki_id,
+    )

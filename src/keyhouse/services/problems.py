@@ -1,0 +1,33 @@
+"""Collects rule violations of one request so the answer can list them all at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from keyhouse.errors import Problem, ValidationFailed
+from keyhouse.rules.violations import RuleViolation
+
+
+class Problems:
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def add(self, field: str | None, rule: str, message: str) -> None:
+        self.items.append(Problem(field, rule, message))
+
+    def check(self, rule_check: Callable[[], object]) -> None:
+        """Run a pure rule; record its violation instead of raising."""
+        try:
+            rule_check()
+        except RuleViolation as violation:
+            self.items.append(Problem(violation.field, violation.rule, violation.message))
+
+    @contextmanager
+    def collecting(self) -> Iterator[Problems]:
+        yield self
+        self.raise_if_any()
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ValidationFailed.of(self.items)

@@ -1,0 +1,40 @@
+"""All configuration in one place: KEYHOUSE_* environment variables and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """The user's data directory for Keyhouse (``~/.local/share/keyhouse`` on Linux)."""
+    return Path(user_data_dir("keyhouse", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Keyhouse settings; every field can be set as ``KEYHOUSE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="KEYHOUSE_", extra="ignore")
+
+    data: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    smtp_url: str | None = None
+    mail_from: str = "Keyhouse <keyhouse@localhost>"
+    public_url: str | None = None
+    # How long a write waits for the lock to confirm before answering 204 anyway.
+    confirm_wait_seconds: float = 2.0
+    # How often the background worker looks for undelivered device operations and mail.
+    worker_interval_seconds: float = 5.0
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data / 'keyhouse.db'}"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data / "mail"

@@ -1,0 +1,199 @@
+"""The tables. Every row that belongs to somebody carries its ``account_id``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from keyhouse.rules.dates import utcnow
+from keyhouse.store.types import UTCDateTime
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(Text)  # space-separated
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Smartlock(Base):
+    __tablename__ = "smartlocks"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[int] = mapped_column(Integer)
+    nuki_id: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    keypad: Mapped[bool] = mapped_column(Boolean, default=False)
+    favorite: Mapped[bool] = mapped_column(Boolean, default=False)
+    auth_id: Mapped[int] = mapped_column(Integer, default=1)
+    virtual: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AccountUser(Base):
+    __tablename__ = "account_users"
+    __table_args__ = (UniqueConstraint("account_id", "email_key", name="uq_account_user_email"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320))  # lower-cased, for uniqueness
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    language: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SmartlockAuth(Base):
+    """A key as the server knows it; ``sync_state`` says whether the lock has it yet."""
+
+    __tablename__ = "smartlock_auths"
+    __table_args__ = (
+        UniqueConstraint("smartlock_id", "code", name="uq_auth_keypad_code"),
+        Index("ix_auth_account_lock", "account_id", "smartlock_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    smartlock_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("smartlocks.id", ondelete="CASCADE")
+    )
+    account_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account_users.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    auth_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    type: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(32))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    remote_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    smart_actions_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    allowed_from_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    allowed_until_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    allowed_week_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    allowed_from_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    allowed_until_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lock_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_active_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Sync with the lock: "pending" until the lock confirms, then "applied"; "failed" with error.
+    sync_state: Mapped[str] = mapped_column(String(16), default="pending")
+    operation_id: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    deleting: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DeviceOperation(Base):
+    """One change for one lock, applied in ``id`` order once the lock is reachable."""
+
+    __tablename__ = "device_operations"
+    __table_args__ = (Index("ix_devop_lock_status", "smartlock_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    operation_id: Mapped[str] = mapped_column(String(24), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    smartlock_id: Mapped[int] = mapped_column(BigInteger)
+    auth_key: Mapped[str] = mapped_column(String(24))  # SmartlockAuth.id
+    kind: Mapped[str] = mapped_column(String(16))  # "put_auth" | "remove_auth"
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Invite(Base):
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    auth_key: Mapped[str] = mapped_column(String(24), index=True)
+    account_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxMessage(Base):
+    """A side effect (an e-mail) written in the same transaction as the change causing it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # "invite_mail"
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SimulatedLock(Base):
+    """The virtual device's own state, apart from the server's records."""
+
+    __tablename__ = "sim_locks"
+
+    smartlock_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    online: Mapped[bool] = mapped_column(Boolean, default=True)
+    keypad: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[int] = mapped_column(Integer, default=1)
+    battery_charge: Mapped[int] = mapped_column(Integer, default=100)
+    door_state: Mapped[int] = mapped_column(Integer, default=2)
+
+
+class SimulatedAuth(Base):
+    """An authorization in a virtual lock's own table, in the slot the lock gave it."""
+
+    __tablename__ = "sim_auths"
+
+    smartlock_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    auth_key: Mapped[str] = mapped_column(String(24), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
