@@ -70,11 +70,14 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
 ) -> None:
     """Start the server; on first start, create a demo account, two virtual locks and a token."""
+    import logging
+
     import uvicorn
 
     from keyhouse.app import create_app
     from keyhouse.services.admin import seed_demo
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     runtime = _runtime()
     config = runtime.settings
     demo = seed_demo(runtime.db, runtime.link)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from keyhouse.devices.link import DeviceLink, DeviceRejected, DeviceUnreachable
 from keyhouse.rules.dates import utcnow
 from keyhouse.store.database import Database
-from keyhouse.store.models import DeviceOperation, Smartlock, SmartlockAuth
+from keyhouse.store.models import DeviceOperation, SmartlockAuth
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,9 @@ class DeviceSync:
                 applied += 1
         return applied
 
-    def _apply_next(self, smartlock_id: int) -> bool:
+    def _next_operation(self, smartlock_id: int) -> DeviceOperation | None:
         with self.db.session() as session:
-            # Row lock on the smartlock serialises workers of several processes (PostgreSQL).
-            session.execute(
-                select(Smartlock.id).where(Smartlock.id == smartlock_id).with_for_update()
-            )
-            op = session.scalars(
+            return session.scalars(
                 select(DeviceOperation)
                 .where(
                     DeviceOperation.smartlock_id == smartlock_id,
@@ -62,41 +58,65 @@ class DeviceSync:
                 .order_by(DeviceOperation.id)
                 .limit(1)
             ).first()
-            if op is None:
-                return False
-            op.attempts += 1
+
+    def _apply_next(self, smartlock_id: int) -> bool:
+        """Apply the oldest pending operation of the lock; False when there is none to apply.
+
+        The device is called outside any transaction of ours (a real lock is a remote party;
+        SQLite would refuse a write from a transaction that began before the device's own).
+        Operations are idempotent per key, so one applied twice after a crash is harmless.
+        """
+        op = self._next_operation(smartlock_id)
+        if op is None:
+            return False
+        slot: int | None = None
+        failure: str | None = None
+        try:
+            if op.kind == "put_auth":
+                slot = self.link.put_auth(smartlock_id, op.auth_key, op.payload)
+            else:
+                self.link.remove_auth(smartlock_id, op.auth_key)
+        except DeviceUnreachable as exc:
+            with self.db.session() as session:
+                row = session.get(DeviceOperation, op.id)
+                if row is not None:
+                    row.attempts += 1
+                    row.error = str(exc)
+            return False
+        except DeviceRejected as exc:
+            failure = f"lock reported: {exc.reason} (device error {exc.code})"
+        self._record(op, slot, failure)
+        return True
+
+    def _record(self, op: DeviceOperation, slot: int | None, failure: str | None) -> None:
+        with self.db.session() as session:
+            row = session.get(DeviceOperation, op.id)
+            if row is None or row.status != "pending":
+                return
+            row.attempts += 1
+            row.done_at = utcnow()
             auth = session.get(SmartlockAuth, op.auth_key)
-            try:
-                if op.kind == "put_auth":
-                    slot = self.link.put_auth(smartlock_id, op.auth_key, op.payload)
-                else:
-                    self.link.remove_auth(smartlock_id, op.auth_key)
-                    slot = None
-            except DeviceUnreachable as exc:
-                op.error = str(exc)
-                return False
-            except DeviceRejected as exc:
-                op.status = "failed"
-                op.error = f"lock reported: {exc.reason} (device error {exc.code})"
-                op.done_at = utcnow()
-                if auth is not None and auth.operation_id == op.operation_id:
+            current = auth is not None and auth.operation_id == op.operation_id
+            if failure is not None:
+                row.status = "failed"
+                row.error = failure
+                log.info("operation %s on lock %s failed: %s", op.id, op.smartlock_id, failure)
+                if auth is not None and current:
                     auth.sync_state = "failed"
-                    auth.error = op.error
+                    auth.error = failure
                     auth.operation_id = None
                     auth.deleting = False
-                log.info("operation %s on lock %s failed: %s", op.id, smartlock_id, op.error)
-                return True
-            op.status = "done"
-            op.error = None
-            op.done_at = utcnow()
-            if auth is not None:
-                if op.kind == "remove_auth":
-                    if auth.operation_id == op.operation_id:
-                        session.delete(auth)
-                else:
-                    auth.auth_id = slot
-                    if auth.operation_id == op.operation_id:
-                        auth.sync_state = "applied"
-                        auth.operation_id = None
-                        auth.error = None
-            return True
+                return
+            row.status = "done"
+            row.error = None
+            if auth is None:
+                return
+            if op.kind == "remove_auth":
+                if current:
+                    session.delete(auth)
+                return
+            auth.auth_id = slot
+            if current:
+                auth.sync_state = "applied"
+                auth.operation_id = None
+                auth.error = None

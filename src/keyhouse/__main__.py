@@ -1,0 +1,5 @@
+"""python -m keyhouse"""
+
+from keyhouse.cli.main import run
+
+run()

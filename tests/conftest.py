@@ -1,0 +1,239 @@
+"""Shared fixtures: a real app over HTTP (in-process), real SQLite files, a real SMTP server,
+and a real `keyhouse serve` process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
+
+from keyhouse.app import create_app
+from keyhouse.runtime import Runtime
+from keyhouse.services import admin
+from keyhouse.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- SMTP -------------------------------------------------------------------------------------
+
+
+class MailBox:
+    """An aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.messages.append(message_from_bytes(envelope.original_content or envelope.content))
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.messages
+
+
+@dataclass
+class SmtpServer:
+    url: str
+    mailbox: MailBox
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    mailbox = MailBox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield SmtpServer(f"smtp://127.0.0.1:{port}", mailbox)
+    finally:
+        controller.stop()
+
+
+# --- the app in-process -----------------------------------------------------------------------
+
+
+@dataclass
+class Tenant:
+    """An account with a token holding all scopes, a lock with a keypad and one without."""
+
+    account_id: int
+    token: str
+    keypad_lock: int
+    plain_lock: int
+    client: TestClient
+    runtime: Runtime
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def token_with(self, *scopes: str) -> str:
+        with self.runtime.db.session() as session:
+            return admin.create_token(session, account_id=self.account_id, scopes=scopes)
+
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def put(self, path: str, **kwargs) -> httpx.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def create_user(self, email: str = "guest@example.com", name: str = "Guest") -> int:
+        answer = self.put("/account/user", json={"email": email, "name": name})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["accountUserId"]
+
+    def keys(self, smartlock_id: int | None = None) -> list[dict]:
+        path = f"/smartlock/{smartlock_id}/auth" if smartlock_id else "/smartlock/auth"
+        answer = self.get(path)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def create_key(self, smartlock_id: int, **body) -> dict:
+        """Create a key and return it as listed afterwards (the newest key on the lock)."""
+        before = {k["id"] for k in self.keys(smartlock_id)}
+        answer = self.put(f"/smartlock/{smartlock_id}/auth", json=body)
+        assert answer.status_code == 204, answer.text
+        (created,) = [k for k in self.keys(smartlock_id) if k["id"] not in before]
+        return created
+
+
+def make_tenant(client: TestClient, runtime: Runtime, email: str) -> Tenant:
+    with runtime.db.session() as session:
+        account = admin.create_account(session, email=email, name=email.split("@")[0])
+        token = admin.create_token(session, account_id=account.id)
+        keypad_lock = admin.add_lock(
+            session, runtime.link, account_id=account.id, name="Front Door", keypad=True
+        )
+        plain_lock = admin.add_lock(session, runtime.link, account_id=account.id, name="Flat 2")
+        return Tenant(account.id, token, keypad_lock.id, plain_lock.id, client, runtime)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data=tmp_path / "data", confirm_wait_seconds=5, worker_interval_seconds=0.2)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Runtime:
+    return Runtime(settings)
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def tenant(client: TestClient, runtime: Runtime) -> Tenant:
+    return make_tenant(client, runtime, "owner@example.com")
+
+
+@pytest.fixture
+def other_tenant(client: TestClient, runtime: Runtime) -> Tenant:
+    return make_tenant(client, runtime, "stranger@example.org")
+
+
+# --- a real server process --------------------------------------------------------------------
+
+
+@dataclass
+class LiveServer:
+    url: str
+    token: str
+    lock_ids: list[int]
+    data: Path
+    output: list[str]
+    env: dict[str, str]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def keyhouse_command() -> list[str]:
+    return [sys.executable, "-m", "keyhouse"]
+
+
+def start_server(
+    data: Path, env_extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, LiveServer]:
+    port = free_port()
+    env = {**os.environ, **(env_extra or {})}
+    env.pop("KEYHOUSE_DATA", None)
+    process = subprocess.Popen(
+        [*keyhouse_command(), "--data", str(data), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if "Uvicorn running" in line or "Application startup complete" in line:
+            break
+    text = "\n".join(lines)
+    if "Application startup complete" not in text and "Uvicorn running" not in text:
+        process.kill()
+        raise RuntimeError(f"keyhouse serve did not start:\n{text}")
+    token_match = re.search(r"^\s+(kh_\S+)$", text, re.MULTILINE)
+    token = token_match.group(1) if token_match else ""
+    lock_ids = [int(x) for x in re.findall(r"smartlockId (\d+)", text)]
+    return process, LiveServer(url, token, lock_ids, data, lines, env)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[LiveServer]:
+    """`keyhouse serve` on a fresh data folder, sending mail to the test SMTP server."""
+    process, server = start_server(tmp_path / "live", {"KEYHOUSE_SMTP_URL": smtp_server.url})
+    server.env["SMTP_SERVER_URL"] = smtp_server.url
+    try:
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
