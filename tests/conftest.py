@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -190,6 +191,12 @@ def keyhouse_command() -> list[str]:
     return [sys.executable, "-m", "keyhouse"]
 
 
+def _drain(process: subprocess.Popen, lines: list[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+
+
 def start_server(
     data: Path, env_extra: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen, LiveServer]:
@@ -214,6 +221,8 @@ def start_server(
         lines.append(line.rstrip("\n"))
         if "Uvicorn running" in line or "Application startup complete" in line:
             break
+    # Keep reading the server's output, or its pipe fills and the server blocks on logging.
+    threading.Thread(target=_drain, args=(process, lines), daemon=True).start()
     text = "\n".join(lines)
     if "Application startup complete" not in text and "Uvicorn running" not in text:
         process.kill()

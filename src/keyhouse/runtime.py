@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from keyhouse.devices.simulator import VirtualLockLink
 from keyhouse.devices.sync import DeviceSync
 from keyhouse.outbox.sender import MailSender
+from keyhouse.services.listing_cache import ListingCache
 from keyhouse.settings import Settings
 from keyhouse.store.database import Database
 from keyhouse.worker import Worker
@@ -21,6 +22,7 @@ class Runtime:
         self.link = VirtualLockLink(self.db)
         self.device_sync = DeviceSync(self.db, self.link)
         self.mail = MailSender(self.db, settings)
+        self.key_listings = ListingCache()
         self.device_worker = Worker(
             "keyhouse-devices",
             handle=lambda lock_id: self.device_sync.apply_pending(int(lock_id)),  # type: ignore[call-overload]

@@ -53,7 +53,7 @@ def list_users(
     with runtime_of(request).db.session() as session:
         rows = account_users.list_users(session, caller, email=email, offset=offset, limit=limit)
         found = [user_shape(row) for row in rows]
-    return json_response(found, AccountUser)
+    return json_response(found)
 
 
 @router.put(
@@ -70,7 +70,7 @@ def create_user(
     data = validate(body, AccountUserCreate)
     with runtime_of(request).db.session() as session:
         shape = user_shape(account_users.create_user(session, caller, data))
-    return json_response(shape, AccountUser)
+    return json_response(shape)
 
 
 @router.get(
@@ -87,7 +87,7 @@ def get_user(
     """Scopes: account or smartlock.auth."""
     with runtime_of(request).db.session() as session:
         shape = user_shape(account_users.get_user(session, caller, accountUserId))
-    return json_response(shape, AccountUser)
+    return json_response(shape)
 
 
 @router.post(
@@ -107,7 +107,7 @@ def update_user(
     data = validate(body, AccountUserUpdate)
     with runtime_of(request).db.session() as session:
         shape = user_shape(account_users.update_user(session, caller, accountUserId, data))
-    return json_response(shape, AccountUser)
+    return json_response(shape)
 
 
 @router.delete(

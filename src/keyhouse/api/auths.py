@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
-from keyhouse.api.responses import json_response, no_content
+from keyhouse.api.responses import JSON, json_response, no_content
 from keyhouse.api.security import runtime_of, scoped
 from keyhouse.errors import ValidationFailed
 from keyhouse.schemas.auth import (
@@ -22,7 +22,7 @@ from keyhouse.schemas.auth import (
 from keyhouse.services import auths
 from keyhouse.services.auths import Outcome
 from keyhouse.services.caller import Caller
-from keyhouse.services.present import auth_shape
+from keyhouse.services.present import auth_shape, to_json
 from keyhouse.store import repo
 
 router = APIRouter(tags=["SmartlockAuth"])
@@ -82,7 +82,7 @@ def list_all_keys(
             without_user=accountUserId is not None and accountUserId < 0,
         )
         found = [auth_shape(row) for row in rows]
-    return json_response(found, SmartlockAuth)
+    return json_response(found)
 
 
 @router.put(
@@ -163,12 +163,21 @@ def list_lock_keys(
 ) -> Response:
     """Scope: smartlock.auth."""
     wanted = parse_types(types)
-    with runtime_of(request).db.session() as session:
-        if repo.lock(session, caller.account_id, smartlockId) is None:
+    runtime = runtime_of(request)
+    with runtime.db.session() as session:
+        # The version first: rows read after it are at least as new as it says.
+        version = repo.keys_version(session, caller.account_id, smartlockId)
+        if version is None:
             raise auths.lock_not_found(smartlockId)
-        rows = repo.list_auths(session, caller.account_id, smartlock_id=smartlockId, types=wanted)
-        found = [auth_shape(row) for row in rows]
-    return json_response(found, SmartlockAuth)
+        cache_key = (smartlockId, version, tuple(wanted or ()))
+        body = runtime.key_listings.get(cache_key)
+        if body is None:
+            rows = repo.list_auths(
+                session, caller.account_id, smartlock_id=smartlockId, types=wanted
+            )
+            body = to_json([auth_shape(row) for row in rows])
+            runtime.key_listings.put(cache_key, body)
+    return Response(content=body, media_type=JSON)
 
 
 @router.put(
@@ -212,7 +221,7 @@ def get_key(
         if row is None:
             raise auths.auth_not_found(id, smartlockId)
         shape = auth_shape(row)
-    return json_response(shape, SmartlockAuth)
+    return json_response(shape)
 
 
 @router.post(

@@ -87,6 +87,11 @@ def parse_json(raw: bytes) -> tuple[Any, bool]:
         ) from None
     try:
         return json.loads(text), False
+    except RecursionError:
+        raise MalformedBody(
+            "the body nests arrays or objects too deeply to be read: send a flatter JSON document",
+            rule="json",
+        ) from None
     except json.JSONDecodeError as error:
         repaired = strip_shell_continuations(text)
         if repaired is not None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from keyhouse.api.body import SHELL_CONTINUATIONS_WARNING, parse_json
 from keyhouse.api.middleware import add_warning
+from keyhouse.api.security import current_caller
 
 
-async def json_body(request: Request) -> Any:
+async def json_body(request: Request, _caller: Any = Depends(current_caller)) -> Any:
+    # The caller is resolved first (and cached for the endpoint's own scope check), so a
+    # request without a valid token gets 401 before its body is read or judged.
     data, repaired = parse_json(await request.body())
     if repaired:
         add_warning(request.scope, SHELL_CONTINUATIONS_WARNING)

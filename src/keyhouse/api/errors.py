@@ -71,6 +71,16 @@ def install_error_handlers(app: FastAPI) -> None:
             error.code = "http_error"
         return _answer(request, error)
 
+    @app.exception_handler(OverflowError)
+    async def number_too_large(request: Request, exc: OverflowError) -> JSONResponse:
+        # SQLite refuses to bind an integer beyond 64 bits; such an id or number can't exist.
+        error = ValidationFailed(
+            "a number in the request is too large: ids and numbers must fit in 64 bits "
+            "(at most 9223372036854775807)",
+            rule="range",
+        )
+        return _answer(request, error)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)

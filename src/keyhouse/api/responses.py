@@ -6,16 +6,15 @@ from collections.abc import Sequence
 
 from fastapi import Request
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from keyhouse.errors import KeyhouseError
-from keyhouse.services.present import to_json
+from keyhouse.services.present import Shape, to_json
 
 JSON = "application/json"
 
 
-def json_response(value: BaseModel | Sequence[BaseModel], shape: type[BaseModel]) -> Response:
-    return Response(content=to_json(value, shape), media_type=JSON)
+def json_response(value: Shape | Sequence[Shape]) -> Response:
+    return Response(content=to_json(value), media_type=JSON)
 
 
 def no_content() -> Response:

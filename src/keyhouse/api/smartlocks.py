@@ -30,7 +30,7 @@ def list_smartlocks(
     """Scopes: smartlock or smartlock.readOnly."""
     with runtime_of(request).db.session() as session:
         found = smartlocks.list_smartlocks(session, caller, auth_id=authId, type_=type)
-    return json_response(found, Smartlock)
+    return json_response(found)
 
 
 @router.get(
@@ -47,4 +47,4 @@ def get_smartlock(
     """Scopes: smartlock or smartlock.readOnly."""
     with runtime_of(request).db.session() as session:
         found = smartlocks.get_smartlock(session, caller, smartlockId)
-    return json_response(found, Smartlock)
+    return json_response(found)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from keyhouse.devices.link import DeviceLink, DeviceRejected, DeviceUnreachable
 from keyhouse.rules.dates import utcnow
+from keyhouse.store import repo
 from keyhouse.store.database import Database
 from keyhouse.store.models import DeviceOperation, SmartlockAuth
 
@@ -96,6 +97,7 @@ class DeviceSync:
             row.attempts += 1
             row.done_at = utcnow()
             auth = session.get(SmartlockAuth, op.auth_key)
+            repo.bump_keys_version(session, op.smartlock_id)
             current = auth is not None and auth.operation_id == op.operation_id
             if failure is not None:
                 row.status = "failed"

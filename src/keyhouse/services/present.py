@@ -7,34 +7,51 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
+import orjson
+from pydantic import BaseModel
 
-from keyhouse.rules.dates import utcnow
+from keyhouse.rules.dates import format_api_datetime, utcnow
 from keyhouse.rules.timezones import nuki_timezone_id, offset_minutes
 from keyhouse.schemas.account_user import AccountUser
 from keyhouse.schemas.auth import ObjectIdShape, SmartlockAuth
 from keyhouse.schemas.smartlock import Smartlock, SmartlockConfig, SmartlockState
 from keyhouse.store import models
 
+Shape = dict[str, Any]
+
 
 @functools.cache
-def _adapter(shape: type[BaseModel], many: bool) -> TypeAdapter[Any]:
-    return TypeAdapter(list[shape] if many else shape)  # type: ignore[valid-type]
+def _aliases(shape: type[BaseModel]) -> dict[str, str]:
+    return {name: field.alias or name for name, field in shape.model_fields.items()}
 
 
-def to_json(value: BaseModel | Sequence[BaseModel], shape: type[BaseModel]) -> bytes:
-    """Serialise one shape or a list of them: camelCase, absent fields omitted."""
-    many = isinstance(value, list | tuple)
-    return _adapter(shape, many).dump_json(value, by_alias=True, exclude_none=True)
+def shape_dict(shape: type[BaseModel], **values: Any) -> Shape:
+    """A response body as the schema ``shape`` defines it: its camelCase names, absent fields
+    omitted, dates as ``2026-12-01T08:00:00.000Z``. Built from our own rows without
+    re-validating them (the read path is what clients poll); a name the schema lacks fails."""
+    aliases = _aliases(shape)
+    out: Shape = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            value = format_api_datetime(value)
+        out[aliases[name]] = value
+    return out
 
 
-def object_id_shape(hex_id: str | None) -> ObjectIdShape | None:
+def to_json(value: Shape | Sequence[Shape]) -> bytes:
+    return orjson.dumps(value)
+
+
+def object_id_shape(hex_id: str | None) -> Shape | None:
     """A 24-hex id as api.nuki.io serialises a MongoDB ObjectId."""
     if not hex_id:
         return None
     raw = bytes.fromhex(hex_id)
     seconds = int.from_bytes(raw[0:4], "big")
-    return ObjectIdShape.model_construct(
+    return shape_dict(
+        ObjectIdShape,
         timestamp=seconds,
         counter=int.from_bytes(raw[9:12], "big"),
         time=seconds * 1000,
@@ -45,9 +62,10 @@ def object_id_shape(hex_id: str | None) -> ObjectIdShape | None:
     )
 
 
-def auth_shape(row: models.SmartlockAuth) -> SmartlockAuth:
+def auth_shape(row: models.SmartlockAuth) -> Shape:
     sync_state = "deleting" if row.deleting else row.sync_state
-    return SmartlockAuth.model_construct(
+    return shape_dict(
+        SmartlockAuth,
         id=row.id,
         smartlock_id=row.smartlock_id,
         account_user_id=row.account_user_id,
@@ -85,8 +103,9 @@ _AUTH_TYPE_NAMES = {
 }
 
 
-def user_shape(row: models.AccountUser) -> AccountUser:
-    return AccountUser.model_construct(
+def user_shape(row: models.AccountUser) -> Shape:
+    return shape_dict(
+        AccountUser,
         account_user_id=row.id,
         account_id=row.account_id,
         type=row.type,
@@ -98,10 +117,11 @@ def user_shape(row: models.AccountUser) -> AccountUser:
     )
 
 
-def smartlock_shape(row: models.Smartlock, device: models.SimulatedLock | None) -> Smartlock:
+def smartlock_shape(row: models.Smartlock, device: models.SimulatedLock | None) -> Shape:
     online = device is not None and device.online
     charge = device.battery_charge if device is not None else 0
-    state = SmartlockState.model_construct(
+    state = shape_dict(
+        SmartlockState,
         mode=2,
         state=device.state if device is not None else 255,
         trigger=0,
@@ -114,7 +134,8 @@ def smartlock_shape(row: models.Smartlock, device: models.SimulatedLock | None) 
         ring_to_open_timer=0,
         night_mode=False,
     )
-    config = SmartlockConfig.model_construct(
+    config = shape_dict(
+        SmartlockConfig,
         name=row.name,
         latitude=0.0,
         longitude=0.0,
@@ -131,7 +152,8 @@ def smartlock_shape(row: models.Smartlock, device: models.SimulatedLock | None) 
         device_type=row.type,
         timezone=row.timezone,
     )
-    return Smartlock.model_construct(
+    return shape_dict(
+        Smartlock,
         smartlock_id=row.id,
         account_id=row.account_id,
         type=row.type,

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from keyhouse.schemas.smartlock import Smartlock
 from keyhouse.services.auths import lock_not_found
 from keyhouse.services.caller import Caller
-from keyhouse.services.present import smartlock_shape
+from keyhouse.services.present import Shape, smartlock_shape
 from keyhouse.store import repo
 from keyhouse.store.models import SimulatedLock
 
 
 def list_smartlocks(
     session: Session, caller: Caller, *, auth_id: int | None, type_: int | None
-) -> list[Smartlock]:
+) -> list[Shape]:
     rows = repo.list_locks(session, caller.account_id, auth_id=auth_id, type_=type_)
     return [smartlock_shape(lock, device) for lock, device in rows]
 
 
-def get_smartlock(session: Session, caller: Caller, smartlock_id: int) -> Smartlock:
+def get_smartlock(session: Session, caller: Caller, smartlock_id: int) -> Shape:
     row = repo.lock(session, caller.account_id, smartlock_id)
     if row is None:
         raise lock_not_found(smartlock_id, status=404)

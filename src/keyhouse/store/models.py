@@ -61,6 +61,8 @@ class Smartlock(Base):
     favorite: Mapped[bool] = mapped_column(Boolean, default=False)
     auth_id: Mapped[int] = mapped_column(Integer, default=1)
     virtual: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped on every change to the lock's keys: a listing cached under it is current.
+    keys_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from keyhouse.rules.ids import new_object_id
@@ -30,6 +30,15 @@ def lock(session: Session, account_id: int, smartlock_id: int) -> Smartlock | No
     return session.scalars(
         select(Smartlock).where(Smartlock.account_id == account_id, Smartlock.id == smartlock_id)
     ).first()
+
+
+def keys_version(session: Session, account_id: int, smartlock_id: int) -> int | None:
+    """The lock's key-listing version, or None if the lock is not in the account."""
+    return session.scalar(
+        select(Smartlock.keys_version).where(
+            Smartlock.account_id == account_id, Smartlock.id == smartlock_id
+        )
+    )
 
 
 def locks_by_ids(session: Session, account_id: int, ids: Iterable[int]) -> dict[int, Smartlock]:
@@ -178,7 +187,17 @@ def enqueue_operation(
         payload=payload,
     )
     session.add(operation)
+    bump_keys_version(session, row.smartlock_id)
     row.operation_id = operation.operation_id
     row.sync_state = "pending"
     row.error = None
     return operation
+
+
+def bump_keys_version(session: Session, smartlock_id: int) -> None:
+    """Mark the lock's key listing as changed."""
+    session.execute(
+        update(Smartlock)
+        .where(Smartlock.id == smartlock_id)
+        .values(keys_version=Smartlock.keys_version + 1)
+    )

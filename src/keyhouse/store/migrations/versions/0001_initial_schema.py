@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 18:04:51.278373
+Create Date: 2026-11-25 18:10:09.729643
 """
 
 from __future__ import annotations
@@ -155,6 +155,7 @@ def upgrade() -> None:
         sa.Column("favorite", sa.Boolean(), nullable=False),
         sa.Column("auth_id", sa.Integer(), nullable=False),
         sa.Column("virtual", sa.Boolean(), nullable=False),
+        sa.Column("keys_version", sa.Integer(), nullable=False),
         sa.Column("created_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),

@@ -1,0 +1,105 @@
+"""Validate response bodies against the OFFICIAL Nuki Web API 3.9.0 component schemas.
+
+The official spec (``shared/reference/nuki-web-api-3.9.0.openapi.json``) is loaded as it is, its
+``$ref``s resolved through a ``referencing`` registry, and bodies checked with
+``openapi_schema_validator.OAS30ReadValidator`` (OpenAPI 3.0 dialect, response direction, with
+format checks: date-time, int32, int64…).
+
+One known defect of the official spec is patched, and only that one:
+
+* ``SmartlockAuth.type`` declares ``maximum: 2`` although its own description lists
+  13 (keypad code), 14 (z-key) and 15 (virtual), and the API returns keypad codes as type 13
+  (see nuki-web-api-behavior.md, section 3). The maximum is raised to 15.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from jsonschema.exceptions import ValidationError
+from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+OFFICIAL_SPEC_PATH = SHARED / "reference" / "nuki-web-api-3.9.0.openapi.json"
+SPEC_URI = "urn:nuki-web-api:3.9.0"
+
+# (schema, property, keyword) -> (official value, patched value, why)
+SPEC_PATCHES: dict[tuple[str, str, str], tuple[Any, Any, str]] = {
+    ("SmartlockAuth", "type", "maximum"): (
+        2,
+        15,
+        "the description lists types 13, 14 and 15, and keypad codes are type 13",
+    ),
+}
+
+
+@functools.cache
+def official_spec() -> dict[str, Any]:
+    """The official document, unpatched."""
+    return json.loads(OFFICIAL_SPEC_PATH.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def patched_spec() -> dict[str, Any]:
+    spec = copy.deepcopy(official_spec())
+    schemas = spec["components"]["schemas"]
+    for (schema, prop, keyword), (official, patched, _why) in SPEC_PATCHES.items():
+        node = schemas[schema]["properties"][prop]
+        assert node.get(keyword) == official, (
+            f"the official spec no longer has {schema}.{prop}.{keyword} = {official}: "
+            "drop the patch"
+        )
+        node[keyword] = patched
+    return spec
+
+
+@functools.cache
+def _registry() -> Registry:
+    resource = Resource.from_contents(patched_spec(), default_specification=DRAFT4)
+    return Registry().with_resource(SPEC_URI, resource)
+
+
+@functools.cache
+def official_validator(name: str) -> OAS30ReadValidator:
+    """A validator for ``#/components/schemas/<name>`` of the (patched) official spec."""
+    assert name in patched_spec()["components"]["schemas"], f"no official schema {name!r}"
+    schema = {"$ref": f"{SPEC_URI}#/components/schemas/{name}"}
+    return OAS30ReadValidator(schema, registry=_registry(), format_checker=oas30_format_checker)
+
+
+def official_errors(name: str, body: Any) -> list[str]:
+    """Every violation of the official schema ``name`` by ``body``, as readable lines."""
+    found: list[ValidationError] = sorted(
+        official_validator(name).iter_errors(body), key=lambda e: list(e.absolute_path)
+    )
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in found]
+
+
+def assert_official(name: str, body: Any) -> None:
+    """Fail with every violation if ``body`` does not match the official schema ``name``."""
+    problems = official_errors(name, body)
+    assert not problems, f"{name} does not match the official schema:\n" + "\n".join(problems)
+
+
+def assert_all_official(name: str, bodies: list[Any]) -> None:
+    assert isinstance(bodies, list), bodies
+    for index, body in enumerate(bodies):
+        problems = official_errors(name, body)
+        assert not problems, f"{name} [{index}] does not match the official schema:\n" + (
+            "\n".join(problems)
+        )
+
+
+def validator_for_document(document: dict[str, Any], name: str) -> OAS30ReadValidator:
+    """A validator for ``#/components/schemas/<name>`` of any OpenAPI 3.0 document (ours)."""
+    uri = "urn:keyhouse:openapi"
+    resource = Resource.from_contents(document, default_specification=DRAFT4)
+    registry = Registry().with_resource(uri, resource)
+    schema = {"$ref": f"{uri}#/components/schemas/{name}"}
+    return OAS30ReadValidator(schema, registry=registry, format_checker=oas30_format_checker)
