@@ -21,9 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
-from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
+from openapi_schema_validator import (
+    OAS30ReadValidator,
+    OAS30WriteValidator,
+    OAS31Validator,
+    oas30_format_checker,
+    oas31_format_checker,
+)
 from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
+from referencing.jsonschema import DRAFT4, DRAFT202012
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 OFFICIAL_SPEC_PATH = SHARED / "reference" / "nuki-web-api-3.9.0.openapi.json"
@@ -66,17 +72,23 @@ def _registry() -> Registry:
 
 
 @functools.cache
-def official_validator(name: str) -> OAS30ReadValidator:
-    """A validator for ``#/components/schemas/<name>`` of the (patched) official spec."""
+def official_validator(name: str, *, request: bool = False) -> Any:
+    """A validator for ``#/components/schemas/<name>`` of the (patched) official spec.
+
+    ``request=True`` checks in the request direction (readOnly properties are refused),
+    otherwise in the response direction (writeOnly properties are refused).
+    """
     assert name in patched_spec()["components"]["schemas"], f"no official schema {name!r}"
     schema = {"$ref": f"{SPEC_URI}#/components/schemas/{name}"}
-    return OAS30ReadValidator(schema, registry=_registry(), format_checker=oas30_format_checker)
+    cls = OAS30WriteValidator if request else OAS30ReadValidator
+    return cls(schema, registry=_registry(), format_checker=oas30_format_checker)
 
 
-def official_errors(name: str, body: Any) -> list[str]:
+def official_errors(name: str, body: Any, *, request: bool = False) -> list[str]:
     """Every violation of the official schema ``name`` by ``body``, as readable lines."""
     found: list[ValidationError] = sorted(
-        official_validator(name).iter_errors(body), key=lambda e: list(e.absolute_path)
+        official_validator(name, request=request).iter_errors(body),
+        key=lambda e: list(e.absolute_path),
     )
     return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in found]
 
@@ -96,10 +108,20 @@ def assert_all_official(name: str, bodies: list[Any]) -> None:
         )
 
 
-def validator_for_document(document: dict[str, Any], name: str) -> OAS30ReadValidator:
-    """A validator for ``#/components/schemas/<name>`` of any OpenAPI 3.0 document (ours)."""
-    uri = "urn:keyhouse:openapi"
-    resource = Resource.from_contents(document, default_specification=DRAFT4)
+def validator_for_document(document: dict[str, Any], name: str) -> Any:
+    """A validator for ``#/components/schemas/<name>`` of any OpenAPI document (e.g. ours).
+
+    OpenAPI 3.1 documents (what FastAPI writes) use the JSON Schema 2020-12 dialect, 3.0 ones
+    the OpenAPI 3.0 dialect.
+    """
+    uri = "urn:openapi:document"
+    if str(document.get("openapi", "")).startswith("3.1"):
+        resource = Resource.from_contents(document, default_specification=DRAFT202012)
+        cls: Any = OAS31Validator
+        checker = oas31_format_checker
+    else:
+        resource = Resource.from_contents(document, default_specification=DRAFT4)
+        cls, checker = OAS30ReadValidator, oas30_format_checker
     registry = Registry().with_resource(uri, resource)
     schema = {"$ref": f"{uri}#/components/schemas/{name}"}
-    return OAS30ReadValidator(schema, registry=registry, format_checker=oas30_format_checker)
+    return cls(schema, registry=registry, format_checker=checker)

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import Tenant
 
+from conftest import Tenant
 from keyhouse.rules.dates import utcnow
 from keyhouse.store.models import AccountUser
 

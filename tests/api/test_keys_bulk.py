@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Tenant, make_tenant
 from fastapi.testclient import TestClient
 
+from conftest import Tenant, make_tenant
 from keyhouse.runtime import Runtime
 from keyhouse.services import admin
 
@@ -92,9 +92,7 @@ def test_multi_lock_create_makes_one_key_per_lock(tenant: Tenant, user: int) -> 
 
 def test_multi_lock_keypad_code_on_two_keypad_locks(tenant: Tenant) -> None:
     back = second_keypad_lock(tenant)
-    answer = tenant.put(
-        "/smartlock/auth", json=code_body(smartlockIds=[tenant.keypad_lock, back])
-    )
+    answer = tenant.put("/smartlock/auth", json=code_body(smartlockIds=[tenant.keypad_lock, back]))
     assert answer.status_code == 204, answer.text
     keys = tenant.keys()
     assert sorted(k["smartlockId"] for k in keys) == sorted([tenant.keypad_lock, back])
@@ -120,9 +118,7 @@ def test_multi_lock_code_taken_on_one_lock_creates_nothing(tenant: Tenant) -> No
     back = second_keypad_lock(tenant)
     tenant.create_key(back, **code_body(name="Already here"))
     before = snapshot(tenant)
-    answer = tenant.put(
-        "/smartlock/auth", json=code_body(smartlockIds=[tenant.keypad_lock, back])
-    )
+    answer = tenant.put("/smartlock/auth", json=code_body(smartlockIds=[tenant.keypad_lock, back]))
     assert answer.status_code == 409, answer.text
     assert answer.json()["field"] == "code"
     assert snapshot(tenant) == before
@@ -208,7 +204,7 @@ def test_multi_lock_with_another_accounts_lock_creates_nothing(
 
 
 def test_multi_lock_applies_the_key_rules(tenant: Tenant, user: int) -> None:
-    expect_refusal(
+    error = expect_refusal(
         tenant,
         "PUT",
         "/smartlock/auth",
@@ -222,6 +218,25 @@ def test_multi_lock_applies_the_key_rules(tenant: Tenant, user: int) -> None:
         field="name",
         rule="max_length",
     )
+    # The rule is checked for each lock, but the problem is listed once.
+    assert [p["rule"] for p in error["problems"]] == ["max_length"]
+    assert "more problem" not in error["detailMessage"]
+
+
+def test_multi_lock_lists_each_problem_once(tenant: Tenant) -> None:
+    error = expect_refusal(
+        tenant,
+        "PUT",
+        "/smartlock/auth",
+        {
+            "name": "n" * 40,
+            "remoteAllowed": False,
+            "smartlockIds": [tenant.keypad_lock, tenant.plain_lock],
+        },
+        status=400,
+    )
+    found = [(p["field"], p["rule"]) for p in error["problems"]]
+    assert sorted(found) == [("accountUserId", "required"), ("name", "max_length")]
 
 
 # --- GET filters ----------------------------------------------------------------------------
@@ -362,7 +377,8 @@ def test_multi_update_applies_all(tenant: Tenant, mixed: dict[str, Any]) -> None
         ],
     )
     assert answer.status_code == 204, answer.text
-    by_id = {k["id"]: k for k in tenant.keys()}
+    listed_now = tenant.keys()
+    by_id = {k["id"]: k for k in listed_now}
     code = by_id[mixed["code"]["id"]]
     assert (code["name"], code["allowedWeekDays"], code["code"]) == ("Renamed code", 3, 345678)
     assert by_id[mixed["app_plain"]["id"]]["enabled"] is False
@@ -379,7 +395,8 @@ def test_multi_update_accepts_what_was_read(tenant: Tenant, mixed: dict[str, Any
         "/smartlock/auth", json=[{**k, "name": k["name"] + " 2"} for k in everything]
     )
     assert answer.status_code == 204, answer.text
-    assert sorted(k["name"] for k in tenant.keys()) == sorted(k["name"] + " 2" for k in everything)
+    renamed = tenant.keys()
+    assert sorted(k["name"] for k in renamed) == sorted(k["name"] + " 2" for k in everything)
 
 
 def test_multi_update_with_one_invalid_entry_applies_none(
@@ -488,9 +505,7 @@ def test_multi_update_with_null_name_is_refused(tenant: Tenant, mixed: dict[str,
     )
 
 
-def test_multi_update_with_unknown_field_is_refused(
-    tenant: Tenant, mixed: dict[str, Any]
-) -> None:
+def test_multi_update_with_unknown_field_is_refused(tenant: Tenant, mixed: dict[str, Any]) -> None:
     error = expect_refusal(
         tenant,
         "POST",

@@ -6,9 +6,9 @@ import itertools
 from typing import Any
 
 import pytest
-from conftest import Tenant, make_tenant
 from fastapi.testclient import TestClient
 
+from conftest import Tenant, make_tenant
 from keyhouse.runtime import Runtime
 
 DATE_OUT = "2026-12-01T08:00:00.000Z"
@@ -16,7 +16,8 @@ DATE_OUT = "2026-12-01T08:00:00.000Z"
 
 def snapshot(tenant: Tenant) -> list[tuple[str, str | None]]:
     """Every key of the account with its last update, to show a refused request changed nothing."""
-    return sorted((k["id"], k.get("updateDate")) for k in tenant.keys())
+    listed = tenant.keys()
+    return sorted((k["id"], k.get("updateDate")) for k in listed)
 
 
 def refused(
@@ -333,7 +334,9 @@ def test_full_day_window_is_accepted(tenant: Tenant) -> None:
     ],
 )
 def test_date_forms_are_accepted_and_listed_in_utc(tenant: Tenant, date: str) -> None:
-    key = accepted(tenant, **keypad_code(allowedFromDate=date, allowedUntilDate=date[:3] + "7" + date[4:]))
+    key = accepted(
+        tenant, **keypad_code(allowedFromDate=date, allowedUntilDate=date[:3] + "7" + date[4:])
+    )
     assert key["allowedFromDate"] == DATE_OUT
     assert key["allowedUntilDate"] == "2027-12-01T08:00:00.000Z"
 
@@ -564,9 +567,7 @@ def test_101st_keypad_code_is_refused(tenant: Tenant, runtime: Runtime) -> None:
     assert len(set(codes)) == 100
     fill_with_keypad_codes(tenant, codes)
     assert len(tenant.keys(tenant.keypad_lock)) == 100
-    error = refused(
-        tenant, keypad_code(999999, name="One too many"), status=409, field="code"
-    )
+    error = refused(tenant, keypad_code(999999, name="One too many"), status=409, field="code")
     assert error["rule"] == "max_keypad_codes"
     # App keys still fit: the keypad limit counts keypad codes only.
     user = tenant.create_user()
@@ -609,3 +610,11 @@ def test_deleting_a_key_makes_room_again(tenant: Tenant, runtime: Runtime) -> No
     answer = tenant.delete(f"/smartlock/{tenant.keypad_lock}/auth/{victim['id']}")
     assert answer.status_code == 204, answer.text
     assert accepted(tenant, **keypad_code(999999))["syncState"] == "applied"
+
+
+@pytest.mark.parametrize("field", ["accountUserId", "allowedWeekDays", "code"])
+def test_true_or_false_is_not_read_as_a_number(tenant: Tenant, user: int, field: str) -> None:
+    body = keypad_code(accountUserId=user) if field == "code" else app_key(user)
+    body[field] = True
+    error = refused(tenant, body, field=field)
+    assert "must be a number, not true" in error["detailMessage"]

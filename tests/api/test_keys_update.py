@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Tenant, make_tenant
 from fastapi.testclient import TestClient
 
+from conftest import Tenant, make_tenant
 from keyhouse.runtime import Runtime
 from keyhouse.store.models import SimulatedAuth
 
@@ -243,7 +243,9 @@ def test_clearing_the_user_of_an_app_key_is_refused(
 
 
 def test_unknown_user_is_refused(tenant: Tenant, app_key: dict[str, Any], user: int) -> None:
-    refused(tenant, app_key, {"accountUserId": user + 1000}, field="accountUserId", rule="not_found")
+    refused(
+        tenant, app_key, {"accountUserId": user + 1000}, field="accountUserId", rule="not_found"
+    )
 
 
 def test_move_an_app_key_to_another_user(tenant: Tenant, app_key: dict[str, Any]) -> None:
@@ -360,9 +362,7 @@ def test_type_cannot_be_changed(tenant: Tenant, code_key: dict[str, Any]) -> Non
 
 
 def test_unknown_field_is_refused(tenant: Tenant, code_key: dict[str, Any]) -> None:
-    error = refused(
-        tenant, code_key, {"name": "x", "validUntil": "soon"}, field="validUntil"
-    )
+    error = refused(tenant, code_key, {"name": "x", "validUntil": "soon"}, field="validUntil")
     assert error["rule"] == "unknown_field"
 
 

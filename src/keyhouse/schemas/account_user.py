@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from keyhouse.schemas.base import ApiDateTime, RequestShape, ResponseShape
+from keyhouse.schemas.base import ApiDateTime, Int, RequestShape, ResponseShape
 
 
 class Language(StrEnum):
@@ -46,7 +46,7 @@ class AccountUserCreate(RequestShape):
 
     email: str = Field(description="A valid e-mail address, unique in the account")
     name: str = Field(min_length=1, max_length=USER_NAME_MAX)
-    type: int | None = Field(None, ge=0, le=1, description="0 user, 1 company")
+    type: Int | None = Field(None, ge=0, le=1, description="0 user, 1 company")
     language: Language | None = None
 
     example: ClassVar[dict[str, Any]] = {

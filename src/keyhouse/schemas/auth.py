@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from keyhouse.rules.dates import parse_api_datetime
-from keyhouse.schemas.base import ApiDateTime, RequestShape, ResponseShape
+from keyhouse.schemas.base import ApiDateTime, Int, RequestShape, ResponseShape
 
 
 class ObjectIdShape(ResponseShape):
@@ -102,17 +102,17 @@ class _Restrictions(RequestShape):
     allowed_until_date: OptionalApiDate = Field(
         None, description="Validity end, an instant in UTC (RFC 3339); null clears it"
     )
-    allowed_week_days: int | None = Field(
+    allowed_week_days: Int | None = Field(
         None,
         description="Bitmask: 64 Mon, 32 Tue, 16 Wed, 8 Thu, 4 Fri, 2 Sat, 1 Sun",
         json_schema_extra=_WEEKDAYS,
     )
-    allowed_from_time: int | None = Field(
+    allowed_from_time: Int | None = Field(
         None,
         description="Daily window start, minutes from midnight, lock's local time",
         json_schema_extra=_MINUTES,
     )
-    allowed_until_time: int | None = Field(
+    allowed_until_time: Int | None = Field(
         None,
         description="Daily window end, minutes from midnight, lock's local time",
         json_schema_extra=_MINUTES,
@@ -123,11 +123,11 @@ class SmartlockAuthCreate(_Restrictions):
     ignored_fields: ClassVar[frozenset[str]] = AUTH_READ_ONLY
 
     name: str = Field(description="Max 32 characters (20 for keypad codes)")
-    account_user_id: int | None = Field(None, description="Required unless type is 13")
+    account_user_id: Int | None = Field(None, description="Required unless type is 13")
     remote_allowed: bool = Field(description="True lets the key operate the lock remotely")
     smart_actions_enabled: bool | None = None
-    type: int = Field(0, description="0 app (default), 2 fob, 13 keypad code")
-    code: int | None = Field(
+    type: Int = Field(0, description="0 app (default), 2 fob, 13 keypad code")
+    code: Int | None = Field(
         None, description="Keypad code (type 13): 6 digits 1-9, not starting with 12"
     )
 
@@ -150,7 +150,7 @@ class SmartlockAuthCreate(_Restrictions):
 
 
 class SmartlocksAuthCreate(SmartlockAuthCreate):
-    smartlock_ids: list[int] = Field(description="The locks to create the key on")
+    smartlock_ids: list[Int] = Field(description="The locks to create the key on")
 
     example: ClassVar[dict[str, Any]] = {
         "name": "Cleaner",
@@ -171,11 +171,11 @@ class SmartlockAuthUpdate(_Restrictions):
     renamed_fields: ClassVar[dict[str, str]] = {"enable": "enabled"}
 
     name: str | None = Field(None, description="Max 32 characters (20 for keypad codes)")
-    account_user_id: int | None = None
+    account_user_id: Int | None = None
     enabled: bool | None = Field(None, description="False disables the key (also accepted: enable)")
     remote_allowed: bool | None = None
     smart_actions_enabled: bool | None = None
-    code: int | None = None
+    code: Int | None = None
 
     example: ClassVar[dict[str, Any]] = {"name": "Guest December (extended)"}
 
@@ -185,4 +185,9 @@ class SmartlockAuthMultiUpdate(SmartlockAuthUpdate):
 
     id: str = Field(description="The key's unique id")
 
-    example: ClassVar[dict[str, Any]] = {"id": "65219648fe57075d71a6cb01", "enabled": False}
+    # The official SmartlockAuthMultiUpdate requires id and name: an example valid for both.
+    example: ClassVar[dict[str, Any]] = {
+        "id": "65219648fe57075d71a6cb01",
+        "name": "Guest December",
+        "enabled": False,
+    }

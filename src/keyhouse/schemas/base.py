@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
 
 from keyhouse.rules.dates import format_api_datetime
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not {str(value).lower()}")
+    return value
+
+
+# An integer in a request: a JSON number or a numeric string ("42", as the real API accepts),
+# but not true/false, which Python would otherwise read as 1/0.
+Int = Annotated[int, BeforeValidator(_no_bool)]
 
 ApiDateTime = Annotated[
     datetime,

@@ -30,4 +30,5 @@ class Problems:
 
     def raise_if_any(self) -> None:
         if self.items:
-            raise ValidationFailed.of(self.items)
+            # The same rule checked for several locks must be listed once, not once per lock.
+            raise ValidationFailed.of(list(dict.fromkeys(self.items)))
