@@ -219,12 +219,12 @@ def start_server(
         if not line:
             break
         lines.append(line.rstrip("\n"))
-        if "Uvicorn running" in line or "Application startup complete" in line:
+        if "Uvicorn running" in line:  # logged once the socket listens
             break
     # Keep reading the server's output, or its pipe fills and the server blocks on logging.
     threading.Thread(target=_drain, args=(process, lines), daemon=True).start()
     text = "\n".join(lines)
-    if "Application startup complete" not in text and "Uvicorn running" not in text:
+    if "Uvicorn running" not in text:
         process.kill()
         raise RuntimeError(f"keyhouse serve did not start:\n{text}")
     token_match = re.search(r"^\s+(kh_\S+)$", text, re.MULTILINE)

@@ -335,12 +335,6 @@ def test_deleted_users_email_can_be_used_again(tenant: Tenant) -> None:
     assert user_ids(tenant, email="again@example.com") == [again]
 
 
-@pytest.mark.xfail(
-    reason="account_users.id is a plain SQLite rowid (no AUTOINCREMENT): deleting the newest "
-    "user and creating another reuses the id, so a client's stale id silently names a different "
-    "person; needs a migration rebuilding the table with sqlite_autoincrement",
-    strict=True,
-)
 def test_a_deleted_users_id_is_never_given_to_a_new_user(tenant: Tenant) -> None:
     gone = tenant.create_user("first@example.com", "Once")
     assert tenant.delete(f"/account/user/{gone}").status_code == 204

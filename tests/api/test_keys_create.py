@@ -594,6 +594,7 @@ def test_201st_key_is_refused(tenant: Tenant, runtime: Runtime) -> None:
     assert error["rule"] == "max_auths"
     refused(tenant, app_key(user, type=2), status=409, rule="max_auths")
     # The other lock of the account is not affected.
+    runtime.settings.confirm_wait_seconds = 5
     assert accepted(tenant, lock=tenant.plain_lock, **app_key(user))["syncState"] == "applied"
     settle(tenant, tenant.keypad_lock)
     assert runtime.link.auth_count(tenant.keypad_lock) == 200

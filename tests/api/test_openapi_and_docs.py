@@ -8,8 +8,11 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from conftest import Tenant
 from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from conftest import Tenant
+from keyhouse.store.models import SimulatedLock
 from official_schemas import (
     SPEC_PATCHES,
     assert_all_official,
@@ -18,9 +21,6 @@ from official_schemas import (
     official_spec,
     validator_for_document,
 )
-from sqlalchemy import update
-
-from keyhouse.store.models import SimulatedLock
 
 OFFICIAL_SCHEMA_NAMES = [
     "Smartlock",
@@ -94,12 +94,16 @@ def test_docs_reference_only_local_assets_and_serve_them(client: TestClient) -> 
         served = client.get(url)
         assert served.status_code == 200, url
         assert len(served.content) > 10_000, url
-    assert client.get(next(u for u in urls if u.endswith(".js"))).headers[
-        "content-type"
-    ].startswith(("text/javascript", "application/javascript"))
-    assert client.get(next(u for u in urls if u.endswith(".css"))).headers[
-        "content-type"
-    ].startswith("text/css")
+    assert (
+        client.get(next(u for u in urls if u.endswith(".js")))
+        .headers["content-type"]
+        .startswith(("text/javascript", "application/javascript"))
+    )
+    assert (
+        client.get(next(u for u in urls if u.endswith(".css")))
+        .headers["content-type"]
+        .startswith("text/css")
+    )
     for url in urls:
         assert client.get(url).status_code == 200, url
 
@@ -149,6 +153,10 @@ def test_openapi_has_the_official_schema_names(document: dict[str, Any]) -> None
     refs = set(all_refs(document["paths"]))
     for name in ("Smartlock", "AccountUser", "SmartlockAuth", *REQUEST_SCHEMA_NAMES):
         assert f"#/components/schemas/{name}" in refs, name
+    # each shape is published once, under its official name only
+    for python_name in ("SmartlockState", "SmartlockConfig", "ObjectIdShape"):
+        assert python_name not in schemas, python_name
+    assert "ObjectId" in schemas
     smartlock = schemas["Smartlock"]["properties"]
     assert "Smartlock.State" in str(smartlock["state"])
     assert "Smartlock.Config" in str(smartlock["config"])
@@ -276,7 +284,9 @@ def test_account_user_bodies_match_the_official_schema(tenant: Tenant) -> None:
     )
     assert answer.status_code == 200
     assert_official("AccountUser", answer.json())
-    answer = tenant.put("/account/user", json={"email": "firma@example.com", "name": "Firma", "type": 1})
+    answer = tenant.put(
+        "/account/user", json={"email": "firma@example.com", "name": "Firma", "type": 1}
+    )
     assert answer.status_code == 200
     assert_official("AccountUser", answer.json())
     user_id = answer.json()["accountUserId"]
@@ -345,7 +355,9 @@ def test_error_bodies_match_our_error_schema(
         "no token": client.get("/smartlock"),
         "unknown token": client.get("/smartlock", headers={"Authorization": "Bearer kh_nope"}),
         "missing scope": client.get("/smartlock/auth", headers=read_only),
-        "not json": tenant.put("/account/user", content=b"{nope", headers={"Content-Type": "application/json"}),
+        "not json": tenant.put(
+            "/account/user", content=b"{nope", headers={"Content-Type": "application/json"}
+        ),
         "several problems": tenant.put(
             f"/smartlock/{tenant.plain_lock}/auth", json={"allowedWeekDays": "x"}
         ),

@@ -7,19 +7,16 @@ point into the test's tmp folder, so the user's own data directory is never touc
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import start_server
 from fastapi.testclient import TestClient
 
+from conftest import start_server
 from keyhouse.app import create_app
 from keyhouse.settings import Settings
 
@@ -73,14 +70,18 @@ def create_account(data: Path, email: str = "owner@example.com", *extra: str) ->
 
 
 def create_token(data: Path, account: int, *extra: str) -> str:
-    line = last_line(keyhouse("admin", "token", "create", "--account", str(account), *extra, data=data))
+    line = last_line(
+        keyhouse("admin", "token", "create", "--account", str(account), *extra, data=data)
+    )
     assert line.startswith("kh_") and " " not in line, line
     return line
 
 
 def add_lock(data: Path, account: int, name: str, *extra: str) -> int:
     line = last_line(
-        keyhouse("admin", "lock", "add", "--account", str(account), "--name", name, *extra, data=data)
+        keyhouse(
+            "admin", "lock", "add", "--account", str(account), "--name", name, *extra, data=data
+        )
     )
     assert line.isdigit(), line
     return int(line)
@@ -101,21 +102,6 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str)
 def accounts_in(data: Path) -> int:
     with sqlite3.connect(data / "keyhouse.db") as connection:
         return connection.execute("select count(*) from accounts").fetchone()[0]
-
-
-def wait_listening(url: str, timeout: float = 10.0) -> None:
-    """start_server returns on "Application startup complete", logged just before uvicorn
-    binds its socket: wait until the port accepts connections."""
-    parts = urlsplit(url)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((parts.hostname, parts.port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -158,7 +144,9 @@ def test_token_create_prints_a_working_token_with_its_scopes(data: Path) -> None
         "dashboard",
     )
     assert full != read_only
-    done = keyhouse("admin", "token", "create", "--account", str(account), "--name", "ci", data=data)
+    done = keyhouse(
+        "admin", "token", "create", "--account", str(account), "--name", "ci", data=data
+    )
     assert "'ci'" in done.stdout
     # tokens are stored only as hashes
     with sqlite3.connect(data / "keyhouse.db") as connection:
@@ -247,7 +235,14 @@ def test_lock_add_prints_the_smartlock_id_derived_from_type_and_nuki_id(data: Pa
             ("unknown scope(s) x",),
         ),
     ],
-    ids=["token-unknown-account", "lock-unknown-account", "bad-timezone", "bad-type", "scope", "mix"],
+    ids=[
+        "token-unknown-account",
+        "lock-unknown-account",
+        "bad-timezone",
+        "bad-type",
+        "scope",
+        "mix",
+    ],
 )
 def test_bad_input_fails_with_one_line_and_no_traceback(
     data: Path, args: tuple[str, ...], needles: tuple[str, ...]
@@ -274,7 +269,15 @@ def test_keyhouse_data_env_var_works_in_place_of_data_option(
     lock = int(
         last_line(
             keyhouse(
-                "admin", "lock", "add", "--account", str(account), "--name", "Env", data=None, env=env
+                "admin",
+                "lock",
+                "add",
+                "--account",
+                str(account),
+                "--name",
+                "Env",
+                data=None,
+                env=env,
             )
         )
     )
@@ -299,7 +302,6 @@ def test_keyhouse_data_env_var_works_in_place_of_data_option(
 def test_admin_commands_work_while_the_server_runs(data: Path, isolated_home: Path) -> None:
     process, server = start_server(data, {"HOME": str(isolated_home)})
     try:
-        wait_listening(server.url)
         assert server.token and len(server.lock_ids) == 2
         account = create_account(data, "second.owner@example.com")
         lock = add_lock(data, account, "Garage", "--type", "2", "--timezone", "Europe/Zurich")
@@ -348,7 +350,6 @@ def test_first_serve_prints_a_token_and_the_docs_and_a_restart_seeds_nothing(
     assert not data.exists()
     process, server = start_server(data, {"HOME": str(isolated_home)})
     try:
-        wait_listening(server.url)
         text = "\n".join(server.output)
         assert "First start" in text
         assert server.token.startswith("kh_")
@@ -366,7 +367,6 @@ def test_first_serve_prints_a_token_and_the_docs_and_a_restart_seeds_nothing(
 
     process, again = start_server(data, {"HOME": str(isolated_home)})
     try:
-        wait_listening(again.url)
         text = "\n".join(again.output)
         assert "First start" not in text
         assert again.token == ""  # no new token printed

@@ -8,16 +8,15 @@ it sends an account user's ``type`` as the string "0", sends only the fields giv
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
-from conftest import LiveServer, SmtpServer
 from nukiwebapi import NukiWebAPI
-from urllib.parse import urlsplit
+
+from conftest import LiveServer, SmtpServer
 
 FROM_DATE = "2026-12-01T00:00:00.000Z"
 UNTIL_DATE = "2027-01-31T23:00:00.000Z"
@@ -45,24 +44,8 @@ def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") 
         time.sleep(0.1)
 
 
-def wait_listening(url: str, timeout: float = 10.0) -> None:
-    """conftest's start_server returns on "Application startup complete", which uvicorn logs
-    just before it binds its socket: wait until the port accepts connections."""
-    parts = urlsplit(url)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((parts.hostname, parts.port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 @pytest.fixture
 def api(live_server: LiveServer) -> NukiWebAPI:
-    wait_listening(live_server.url)
     return NukiWebAPI(live_server.token, base_url=live_server.url)
 
 
@@ -154,7 +137,8 @@ def test_keys_through_the_client(
         is None
     )
     (weekdays,) = [
-        k for k in api.smartlock_auth.list_auths_for_smartlock(front, types="0")
+        k
+        for k in api.smartlock_auth.list_auths_for_smartlock(front, types="0")
         if k["name"] == "Weekdays"
     ]
     assert window_of(weekdays) == WINDOW

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any
-from urllib.parse import urlsplit
 
 from conftest import SHARED, LiveServer, SmtpServer
 
@@ -191,27 +189,12 @@ def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") 
         time.sleep(0.1)
 
 
-def wait_listening(url: str, timeout: float = 10.0) -> None:
-    """conftest's start_server returns on "Application startup complete", which uvicorn logs
-    just before it binds its socket: wait until the port accepts connections."""
-    parts = urlsplit(url)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((parts.hostname, parts.port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 def mail_parts(message: Message) -> tuple[str, str, str]:
     """To, Subject and the plain-text body of a received mail, decoded."""
     subject = str(make_header(decode_header(message["Subject"])))
     payload = message.get_payload(decode=True)
     assert isinstance(payload, bytes)
-    body = payload.decode(message.get_content_charset() or "utf-8")
+    body = payload.decode(message.get_content_charset() or "utf-8").replace("\r\n", "\n")
     return message["To"], subject, body
 
 
@@ -228,15 +211,18 @@ def test_the_commands_are_copied_verbatim_from_the_seed() -> None:
 
 
 def test_fill_replaces_whole_placeholders_only(live_server: LiveServer) -> None:
-    filled = fill(EDIT_KEY, live_server, ACCESS_TOKEN="t", NEW_KEY_NAME="n", SMARTLOCK_ID=1, KEY_ID=2)
+    filled = fill(
+        EDIT_KEY, live_server, ACCESS_TOKEN="t", NEW_KEY_NAME="n", SMARTLOCK_ID=1, KEY_ID=2
+    )
     assert '"name": "n"' in filled
     assert f"'{live_server.url}/smartlock/1/auth/2'" in filled
     assert "Bearer t'" in filled
 
 
-def test_the_seed_workflow_runs_as_printed(live_server: LiveServer, smtp_server: SmtpServer) -> None:
+def test_the_seed_workflow_runs_as_printed(
+    live_server: LiveServer, smtp_server: SmtpServer
+) -> None:
     server = live_server
-    wait_listening(server.url)
     mailbox = smtp_server.mailbox
     email, username = "guest.seed@example.com", "Seed Guest"
     common = {"ACCESS_TOKEN": server.token}

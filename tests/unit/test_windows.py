@@ -220,7 +220,7 @@ def describe(timezone: str = "Europe/Vienna", **kwargs: Any) -> str:
 def test_describe_full_example() -> None:
     text = describe(
         allowed_from_date=datetime(2026, 11, 30, 23, tzinfo=UTC),
-        allowed_until_date=datetime(2027, 1, 30, 23, tzinfo=UTC),
+        allowed_until_date=datetime(2027, 1, 31, 23, tzinfo=UTC),
         allowed_week_days=124,
         allowed_from_time=480,
         allowed_until_time=1080,
@@ -257,8 +257,13 @@ def test_describe_full_example() -> None:
             "from 1 Dec 2026, Europe/Vienna time",
         ),
         (
-            {"allowed_until_date": datetime(2027, 1, 30, 23, tzinfo=UTC)},
+            {"allowed_until_date": datetime(2027, 1, 31, 23, tzinfo=UTC)},
             "until 31 Jan 2027, Europe/Vienna time",
+        ),
+        (
+            # An end at local midnight names the last whole day: 31 Jan 00:00 ends on 30 Jan.
+            {"allowed_until_date": datetime(2027, 1, 30, 23, tzinfo=UTC)},
+            "until 30 Jan 2027, Europe/Vienna time",
         ),
         (
             {"allowed_from_date": datetime(2026, 12, 1, 8, 30, tzinfo=UTC)},

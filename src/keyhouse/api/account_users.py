@@ -64,7 +64,7 @@ def list_users(
     openapi_extra=body_doc("AccountUserCreate", description="Account user create representation"),
 )
 def create_user(
-    request: Request, body: Any = Depends(json_body), caller: Caller = Depends(user_scope)
+    request: Request, caller: Caller = Depends(user_scope), body: Any = Depends(json_body)
 ) -> Response:
     """Scopes: account or smartlock.auth. The e-mail must be unique in the account (409)."""
     data = validate(body, AccountUserCreate)
@@ -100,8 +100,8 @@ def get_user(
 def update_user(
     request: Request,
     accountUserId: int = Path(description="The account user id"),
-    body: Any = Depends(json_body),
     caller: Caller = Depends(user_scope),
+    body: Any = Depends(json_body),
 ) -> Response:
     """Scopes: account or smartlock.auth. Partial: omitted fields keep their value."""
     data = validate(body, AccountUserUpdate)

@@ -95,7 +95,7 @@ def list_all_keys(
     "all or nothing." + ASYNC_NOTE,
 )
 def create_keys(
-    request: Request, body: Any = Depends(json_body), caller: Caller = Depends(auth_scope)
+    request: Request, caller: Caller = Depends(auth_scope), body: Any = Depends(json_body)
 ) -> Response:
     data = validate(body, SmartlocksAuthCreate)
     with runtime_of(request).db.session() as session:
@@ -113,7 +113,7 @@ def create_keys(
     "is refused, none is made." + ASYNC_NOTE,
 )
 def update_keys(
-    request: Request, body: Any = Depends(json_body), caller: Caller = Depends(auth_scope)
+    request: Request, caller: Caller = Depends(auth_scope), body: Any = Depends(json_body)
 ) -> Response:
     updates = validate(body, list[SmartlockAuthMultiUpdate])
     with runtime_of(request).db.session() as session:
@@ -141,7 +141,7 @@ def update_keys(
     description="Scope: smartlock.auth. If any id is unknown, nothing is deleted." + ASYNC_NOTE,
 )
 def delete_keys(
-    request: Request, body: Any = Depends(json_body), caller: Caller = Depends(auth_scope)
+    request: Request, caller: Caller = Depends(auth_scope), body: Any = Depends(json_body)
 ) -> Response:
     ids = validate(body, list[str])
     with runtime_of(request).db.session() as session:
@@ -192,8 +192,8 @@ def list_lock_keys(
 def create_key(
     request: Request,
     smartlockId: int = Path(description="The smartlock id"),
-    body: Any = Depends(json_body),
     caller: Caller = Depends(auth_scope),
+    body: Any = Depends(json_body),
 ) -> Response:
     data = validate(body, SmartlockAuthCreate)
     with runtime_of(request).db.session() as session:
@@ -237,8 +237,8 @@ def update_key(
     request: Request,
     smartlockId: int = Path(description="The smartlock id"),
     id: str = Path(description="The key's unique id (24 hex digits)"),
-    body: Any = Depends(json_body),
     caller: Caller = Depends(auth_scope),
+    body: Any = Depends(json_body),
 ) -> Response:
     data = validate(body, SmartlockAuthUpdate)
     with runtime_of(request).db.session() as session:

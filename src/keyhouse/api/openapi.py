@@ -115,7 +115,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components = document.setdefault("components", {})
     generated = components.get("schemas", {})
     for name in list(generated):
-        if name in {"HTTPValidationError", "ValidationError"}:
+        # FastAPI's copies under our class names: every $ref now uses the official name.
+        if name in {"HTTPValidationError", "ValidationError"} or name in OFFICIAL_NAMES:
             del generated[name]
     generated.update(_component_schemas())
     components["schemas"] = generated

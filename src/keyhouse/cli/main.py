@@ -78,6 +78,7 @@ def serve(
     from keyhouse.services.admin import seed_demo
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     runtime = _runtime()
     config = runtime.settings
     demo = seed_demo(runtime.db, runtime.link)

@@ -10,9 +10,10 @@ from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from keyhouse.rules.dates import utcnow
+from keyhouse.services.invites import redact_invite_code
 from keyhouse.settings import Settings
 from keyhouse.store.database import Database
 from keyhouse.store.models import OutboxMessage
@@ -20,6 +21,7 @@ from keyhouse.store.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300
+STALE_CLAIM = timedelta(minutes=10)
 
 
 class PermanentFailure(Exception):
@@ -64,34 +66,72 @@ class MailSender:
         with self.db.session() as session:
             return session.scalars(self._due_query().limit(1)).first() is not None
 
-    def deliver_due(self) -> int:
-        """Send every due message once; return how many went out."""
-        sent = 0
+    def _claim(self) -> OutboxMessage | None:
+        """Take the oldest due message for this sender; None when nothing is due.
+
+        The claim is a conditional UPDATE (pending -> sending), so two senders, in one process
+        or several, never both take a message, on SQLite as on PostgreSQL. A claim left behind
+        by a sender that died is released after ``STALE_CLAIM``.
+        """
         while True:
             with self.db.session() as session:
-                row = session.scalars(
-                    self._due_query().limit(1).with_for_update(skip_locked=True)
-                ).first()
+                session.execute(
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.status == "sending",
+                        OutboxMessage.claimed_at < utcnow() - STALE_CLAIM,
+                    )
+                    .values(status="pending")
+                )
+                row = session.scalars(self._due_query().limit(1)).first()
                 if row is None:
-                    return sent
-                row.attempts += 1
-                try:
-                    self._send(row)
-                except PermanentFailure as exc:
-                    row.status = "failed"
-                    row.last_error = str(exc)
-                    log.warning("mail %s failed for good: %s", row.message_id, exc)
-                except (OSError, smtplib.SMTPException) as exc:
-                    row.last_error = f"{type(exc).__name__}: {exc}"
-                    delay = min(2**row.attempts, MAX_BACKOFF_SECONDS)
-                    row.next_attempt_at = utcnow() + timedelta(seconds=delay)
-                    log.info("mail %s not sent (%s); retry in %ss", row.message_id, exc, delay)
-                    return sent
-                else:
-                    row.status = "sent"
-                    row.sent_at = utcnow()
-                    row.last_error = None
-                    sent += 1
+                    return None
+                claimed = session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == row.id, OutboxMessage.status == "pending")
+                    .values(
+                        status="sending",
+                        claimed_at=utcnow(),
+                        attempts=OutboxMessage.attempts + 1,
+                    )
+                )
+                if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                    session.refresh(row)
+                    return row
+
+    def deliver_due(self) -> int:
+        """Send every due message once; return how many went out. SMTP runs outside any
+        transaction, between the claim and the record of its outcome."""
+        sent = 0
+        while (row := self._claim()) is not None:
+            outcome: dict[str, object]
+            try:
+                self._send(row)
+            except PermanentFailure as exc:
+                log.warning("mail %s failed for good: %s", row.message_id, exc)
+                outcome = {"status": "failed", "last_error": str(exc)}
+            except (OSError, smtplib.SMTPException) as exc:
+                delay = min(2**row.attempts, MAX_BACKOFF_SECONDS)
+                log.info("mail %s not sent (%s); retry in %ss", row.message_id, exc, delay)
+                outcome = {
+                    "status": "pending",
+                    "last_error": f"{type(exc).__name__}: {exc}",
+                    "next_attempt_at": utcnow() + timedelta(seconds=delay),
+                }
+                self._record(row.id, outcome)
+                return sent
+            else:
+                body = redact_invite_code(row.body) if row.kind == "invite_mail" else row.body
+                outcome = {"status": "sent", "sent_at": utcnow(), "last_error": None, "body": body}
+                sent += 1
+            self._record(row.id, outcome)
+        return sent
+
+    def _record(self, message_id: int, outcome: dict[str, object]) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message_id).values(**outcome)
+            )
 
     def _send(self, row: OutboxMessage) -> None:
         message = build_message(row, self.settings.mail_from)

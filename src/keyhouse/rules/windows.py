@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from keyhouse.rules.violations import RuleViolation
@@ -131,10 +131,14 @@ def _days_text(mask: int) -> str:
     return ", ".join(parts)
 
 
-def _local_date_text(dt: datetime, zone: ZoneInfo) -> str:
+def _local_date_text(dt: datetime, zone: ZoneInfo, *, end: bool = False) -> str:
+    """The date in the lock's zone; an end at local midnight names the last whole day."""
     local = _as_utc(dt).astimezone(zone)
+    at_midnight = (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0)
+    if end and at_midnight:
+        local = local - timedelta(days=1)
     text = f"{local.day} {_MONTH_NAMES[local.month - 1]} {local.year}"
-    if (local.hour, local.minute, local.second, local.microsecond) != (0, 0, 0, 0):
+    if not at_midnight:
         text += f" {local.hour:02d}:{local.minute:02d}"
     return text
 
@@ -150,7 +154,9 @@ def describe_validity(
 ) -> str:
     """Describe a key's time restrictions in plain words, in the lock's time zone.
 
-    E.g. ``Mon–Fri, 08:00–18:00, 1 Dec 2026 – 31 Jan 2027, Europe/Vienna time``.
+    E.g. ``Mon–Fri, 08:00–18:00, 1 Dec 2026 – 31 Jan 2027, Europe/Vienna time``. The end is
+    inclusive in words: an until-date at local midnight (2027-02-01T00:00 in Vienna) names the
+    last whole day it allows (31 Jan 2027).
     """
     if not is_valid_timezone(timezone):
         raise RuleViolation(
@@ -172,12 +178,12 @@ def describe_validity(
     if allowed_from_date is not None and allowed_until_date is not None:
         parts.append(
             f"{_local_date_text(allowed_from_date, zone)} – "
-            f"{_local_date_text(allowed_until_date, zone)}"
+            f"{_local_date_text(allowed_until_date, zone, end=True)}"
         )
     elif allowed_from_date is not None:
         parts.append(f"from {_local_date_text(allowed_from_date, zone)}")
     elif allowed_until_date is not None:
-        parts.append(f"until {_local_date_text(allowed_until_date, zone)}")
+        parts.append(f"until {_local_date_text(allowed_until_date, zone, end=True)}")
     if not parts:
         return "any time, no restrictions"
     parts.append(f"{timezone} time")

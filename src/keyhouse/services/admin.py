@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from keyhouse.devices.simulator import VirtualLockLink
-from keyhouse.errors import NotFound, ValidationFailed
+from keyhouse.errors import Conflict, NotFound, ValidationFailed
 from keyhouse.rules.dates import utcnow
 from keyhouse.rules.ids import new_nuki_id, smartlock_id
 from keyhouse.rules.secrets_ import hash_token, new_api_token
@@ -23,6 +24,17 @@ DEFAULT_TIMEZONE = "Europe/Vienna"
 
 
 def create_account(session: Session, *, email: str, name: str | None = None) -> Account:
+    try:
+        email = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValidationFailed(
+            f"{email!r} is not a valid e-mail address: {exc}", field="email", rule="format"
+        ) from None
+    taken = session.scalar(select(Account.id).where(func.lower(Account.email) == email.lower()))
+    if taken is not None:
+        raise Conflict(
+            f"account {taken} already has the e-mail address {email}", field="email", rule="unique"
+        )
     account = Account(email=email, name=name or email.split("@")[0])
     session.add(account)
     session.flush()
@@ -118,7 +130,7 @@ def seed_demo(db: Database, link: VirtualLockLink) -> Demo | None:
     with db.session() as session:
         if not is_empty(session):
             return None
-        account = create_account(session, email="demo@keyhouse.local", name="Keyhouse Demo")
+        account = create_account(session, email="demo@example.com", name="Keyhouse Demo")
         token = create_token(session, account_id=account.id, name="demo token")
         account_id = account.id
     with db.session() as session:

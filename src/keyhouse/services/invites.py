@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
+import re
+import secrets
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
@@ -20,6 +21,12 @@ from keyhouse.store.models import (
 )
 
 INVITE_VALID_FOR = timedelta(hours=48)
+_CODE_LINE = re.compile(r"(Invite code:\s+)\d{3} \d{3} \d{3}")
+
+
+def redact_invite_code(body: str) -> str:
+    """The invite's body as kept once sent: the code is stored only as its hash."""
+    return _CODE_LINE.sub(r"\1(sent, not kept)", body)
 
 
 def invite_text(
@@ -68,11 +75,10 @@ def queue_invite(
         )
     )
     subject, body = invite_text(account=account, lock=lock, key=key, user=user, code=code)
-    stable = hashlib.sha256(f"invite:{key.id}:{code}".encode()).hexdigest()[:24]
     message = OutboxMessage(
         account_id=account.id,
         kind="invite_mail",
-        message_id=f"<invite.{key.id}.{stable}@keyhouse>",
+        message_id=f"<invite.{key.id}.{secrets.token_hex(8)}@keyhouse>",
         recipient=user.email,
         subject=subject,
         body=body,

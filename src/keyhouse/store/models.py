@@ -28,6 +28,7 @@ class Base(DeclarativeBase):
 
 class Account(Base):
     __tablename__ = "accounts"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     email: Mapped[str] = mapped_column(String(320))
@@ -37,6 +38,7 @@ class Account(Base):
 
 class ApiToken(Base):
     __tablename__ = "api_tokens"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -69,7 +71,11 @@ class Smartlock(Base):
 
 class AccountUser(Base):
     __tablename__ = "account_users"
-    __table_args__ = (UniqueConstraint("account_id", "email_key", name="uq_account_user_email"),)
+    # AUTOINCREMENT: an id is never given again, so a stale accountUserId never hits a new user.
+    __table_args__ = (
+        UniqueConstraint("account_id", "email_key", name="uq_account_user_email"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(
@@ -128,7 +134,10 @@ class DeviceOperation(Base):
     """One change for one lock, applied in ``id`` order once the lock is reachable."""
 
     __tablename__ = "device_operations"
-    __table_args__ = (Index("ix_devop_lock_status", "smartlock_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_devop_lock_status", "smartlock_id", "status", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     operation_id: Mapped[str] = mapped_column(String(24), unique=True)
@@ -146,6 +155,7 @@ class DeviceOperation(Base):
 
 class Invite(Base):
     __tablename__ = "invites"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -160,7 +170,7 @@ class OutboxMessage(Base):
     """A side effect (an e-mail) written in the same transaction as the change causing it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status", "status", "id"),)
+    __table_args__ = (Index("ix_outbox_status", "status", "id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -169,10 +179,13 @@ class OutboxMessage(Base):
     recipient: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
+    status: Mapped[str] = mapped_column(
+        String(16), default="pending"
+    )  # pending|sending|sent|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

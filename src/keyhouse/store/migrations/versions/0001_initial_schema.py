@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 18:10:09.729643
+Create Date: 2026-11-25 18:31:33.017037
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("created_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "sim_auths",
@@ -63,6 +64,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("account_id", "email_key", name="uq_account_user_email"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("account_users", schema=None) as batch_op:
         batch_op.create_index(
@@ -80,6 +82,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "device_operations",
@@ -98,6 +101,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("operation_id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("device_operations", schema=None) as batch_op:
         batch_op.create_index(
@@ -115,6 +119,7 @@ def upgrade() -> None:
         sa.Column("expires_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("invites", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_invites_auth_key"), ["auth_key"], unique=False)
@@ -134,11 +139,13 @@ def upgrade() -> None:
         sa.Column(
             "next_attempt_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=True
         ),
+        sa.Column("claimed_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("sent_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("message_id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index("ix_outbox_status", ["status", "id"], unique=False)

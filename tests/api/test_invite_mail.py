@@ -1,0 +1,321 @@
+"""Invite e-mail of app keys: real SMTP (aiosmtpd on loopback), .eml files, the outbox, retries.
+
+Each test builds its own Runtime and app from Settings (like conftest does) so the mail settings
+are in place before the app starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from email import message_from_bytes
+from email.header import decode_header, make_header
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect, select, text, update
+
+from conftest import MailBox, SmtpServer, Tenant, free_port, make_tenant
+from keyhouse.app import create_app
+from keyhouse.runtime import Runtime
+from keyhouse.settings import Settings
+from keyhouse.store.models import Invite, OutboxMessage
+
+CODE = re.compile(r"Invite code:\s+(\d{3}) (\d{3}) (\d{3})\n")
+VIENNA_WINDOW = {
+    "allowedFromDate": "2026-11-30T23:00:00Z",
+    "allowedUntilDate": "2027-01-31T23:00:00Z",
+    "allowedWeekDays": 124,
+    "allowedFromTime": 480,
+    "allowedUntilTime": 1080,
+}
+VIENNA_VALIDITY = "Mon–Fri, 08:00–18:00, 1 Dec 2026 – 31 Jan 2027, Europe/Vienna time"
+
+
+@contextmanager
+def started(tmp_path: Path, smtp_url: str | None, **extra: Any) -> Iterator[Tenant]:
+    settings = Settings(
+        data=tmp_path / "data",
+        smtp_url=smtp_url,
+        confirm_wait_seconds=5,
+        worker_interval_seconds=0.2,
+        **extra,
+    )
+    runtime = Runtime(settings)
+    assert runtime.settings.smtp_url == smtp_url
+    with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
+        yield make_tenant(client, runtime, "owner@example.com")
+
+
+@pytest.fixture
+def mail_tenant(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Tenant]:
+    with started(tmp_path, smtp_server.url) as tenant:
+        yield tenant
+
+
+def parts(message: Message) -> dict[str, str]:
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return {
+        "to": message["To"],
+        "from": message["From"],
+        "subject": str(make_header(decode_header(message["Subject"]))),
+        "message_id": message["Message-ID"],
+        "body": payload.decode(message.get_content_charset() or "utf-8").replace("\r\n", "\n"),
+    }
+
+
+def invite_code(body: str) -> str:
+    found = CODE.search(body)
+    assert found, body
+    return "".join(found.groups())
+
+
+def outbox(tenant: Tenant) -> list[OutboxMessage]:
+    with tenant.runtime.db.session() as session:
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def invites(tenant: Tenant) -> list[Invite]:
+    with tenant.runtime.db.session() as session:
+        return list(session.scalars(select(Invite).order_by(Invite.id)))
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def settle(mailbox: MailBox, count: int) -> list[Message]:
+    """Wait for ``count`` messages, then a little longer to see that no more arrive."""
+    messages = mailbox.wait_for(count, timeout=10)
+    time.sleep(0.6)  # three worker intervals
+    assert len(mailbox.messages) == count, [m["Subject"] for m in mailbox.messages]
+    return messages
+
+
+def app_key(user: int, **extra: Any) -> dict[str, Any]:
+    return {"name": "Guest December", "accountUserId": user, "remoteAllowed": False, **extra}
+
+
+# --- one invite per app key -------------------------------------------------------------------
+
+
+def test_an_app_key_sends_one_invite_with_lock_key_validity_and_code(
+    mail_tenant: Tenant, smtp_server: SmtpServer
+) -> None:
+    tenant = mail_tenant
+    user = tenant.create_user("anna@example.com", "Anna")
+    key = tenant.create_key(tenant.keypad_lock, **app_key(user, **VIENNA_WINDOW))
+
+    (message,) = settle(smtp_server.mailbox, 1)
+    mail = parts(message)
+    assert mail["to"] == "anna@example.com"
+    assert mail["from"] == tenant.runtime.settings.mail_from
+    assert mail["subject"] == "Your key to Front Door: Guest December"
+    body = mail["body"]
+    assert "Hello Anna," in body
+    assert "Lock:         Front Door\n" in body
+    assert "Key:          Guest December\n" in body
+    assert f"Valid:        {VIENNA_VALIDITY}\n" in body
+    assert "Remote use:   no, only near the door\n" in body
+    code = invite_code(body)
+    assert len(code) == 9 and code.isdigit() and code[0] != "0"
+    assert "48 hours" in body
+    assert key["id"] in mail["message_id"]
+
+    # the outbox row is marked sent
+    (row,) = outbox(tenant)
+    assert row.status == "sent"
+    assert row.sent_at is not None
+    assert row.attempts == 1
+    assert row.last_error is None
+    assert row.recipient == "anna@example.com"
+    assert row.kind == "invite_mail"
+
+
+def test_the_invite_code_is_kept_only_as_its_sha256(
+    mail_tenant: Tenant, smtp_server: SmtpServer
+) -> None:
+    tenant = mail_tenant
+    user = tenant.create_user("ben@example.com", "Ben")
+    key = tenant.create_key(tenant.plain_lock, **app_key(user))
+    (message,) = settle(smtp_server.mailbox, 1)
+    code = invite_code(parts(message)["body"])
+    wait_until(lambda: outbox(tenant)[0].status == "sent", what="the outbox row to be sent")
+
+    (invite,) = invites(tenant)
+    assert invite.code_hash == hashlib.sha256(code.encode()).hexdigest()
+    assert invite.auth_key == key["id"]
+    assert invite.account_user_id == user
+    assert (invite.expires_at - invite.created_at).total_seconds() == 48 * 3600
+
+    # the code, with or without its spaces, is in no column of any table
+    grouped = f"{code[:3]} {code[3:6]} {code[6:]}"
+    with tenant.runtime.db.session() as session:
+        tables = inspect(session.connection()).get_table_names()
+        for table in tables:
+            for row in session.execute(text(f'SELECT * FROM "{table}"')):
+                for value in row:
+                    shown = str(value)
+                    assert code not in shown and grouped not in shown, (table, shown[:200])
+
+
+def test_a_keypad_code_or_a_fob_sends_no_mail(mail_tenant: Tenant, smtp_server: SmtpServer) -> None:
+    tenant = mail_tenant
+    user = tenant.create_user("cleaner@example.com", "Cleaner")
+    tenant.create_key(tenant.keypad_lock, name="Cleaner", type=13, code=345678, remoteAllowed=False)
+    tenant.create_key(
+        tenant.keypad_lock, name="Fob", type=2, accountUserId=user, remoteAllowed=False
+    )
+    time.sleep(0.8)
+    assert smtp_server.mailbox.messages == []
+    assert outbox(tenant) == []
+    assert invites(tenant) == []
+
+
+def test_a_key_for_several_locks_sends_one_invite_per_lock(
+    mail_tenant: Tenant, smtp_server: SmtpServer
+) -> None:
+    tenant = mail_tenant
+    user = tenant.create_user("carla@example.com", "Carla")
+    answer = tenant.put(
+        "/smartlock/auth",
+        json={**app_key(user), "smartlockIds": [tenant.keypad_lock, tenant.plain_lock]},
+    )
+    assert answer.status_code == 204, answer.text
+
+    messages = settle(smtp_server.mailbox, 2)
+    mails = [parts(m) for m in messages]
+    assert {m["to"] for m in mails} == {"carla@example.com"}
+    assert sorted(m["subject"] for m in mails) == [
+        "Your key to Flat 2: Guest December",
+        "Your key to Front Door: Guest December",
+    ]
+    codes = [invite_code(m["body"]) for m in mails]
+    assert codes[0] != codes[1]
+    listed = tenant.keys()
+    keys = {k["smartlockId"]: k["id"] for k in listed}
+    assert len(keys) == 2
+    stored = invites(tenant)
+    assert {i.auth_key for i in stored} == set(keys.values())
+    assert sorted(i.code_hash for i in stored) == sorted(
+        hashlib.sha256(c.encode()).hexdigest() for c in codes
+    )
+    assert [row.status for row in outbox(tenant)] == ["sent", "sent"]
+
+
+# --- without SMTP: .eml files -----------------------------------------------------------------
+
+
+def test_without_smtp_the_invite_is_written_as_an_eml_file(tmp_path: Path) -> None:
+    with started(tmp_path, None) as tenant:
+        user = tenant.create_user("dora@example.com", "Dora")
+        tenant.create_key(tenant.keypad_lock, **app_key(user, **VIENNA_WINDOW))
+        folder = tenant.runtime.settings.mail_dir
+        assert folder == tmp_path / "data" / "mail"
+        files = wait_until(lambda: sorted(folder.glob("*.eml")), what="an .eml file")
+        wait_until(lambda: outbox(tenant)[0].status == "sent", what="the outbox row to be sent")
+        time.sleep(0.6)
+        files = sorted(folder.glob("*.eml"))
+        assert len(files) == 1, files
+        assert not list(folder.glob("*.tmp"))
+        mail = parts(message_from_bytes(files[0].read_bytes()))
+        assert mail["to"] == "dora@example.com"
+        assert mail["subject"] == "Your key to Front Door: Guest December"
+        assert f"Valid:        {VIENNA_VALIDITY}\n" in mail["body"]
+        invite_code(mail["body"])
+        (row,) = outbox(tenant)
+        assert row.status == "sent" and row.sent_at is not None and row.last_error is None
+
+
+# --- SMTP down at creation, delivered later ---------------------------------------------------
+
+
+def test_when_smtp_is_down_the_key_is_made_and_the_mail_goes_out_later(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there yet
+    with started(tmp_path, f"smtp://127.0.0.1:{port}") as tenant:
+        user = tenant.create_user("emil@example.com", "Emil")
+        started_at = time.monotonic()
+        key = tenant.create_key(tenant.keypad_lock, **app_key(user))
+        assert time.monotonic() - started_at < 5
+        assert key["syncState"] == "applied"
+
+        row = wait_until(
+            lambda: (rows := outbox(tenant)) and rows[0].attempts >= 1 and rows[0],
+            what="a first delivery attempt",
+        )
+        assert row.status == "pending"
+        assert row.last_error and "refused" in row.last_error.lower()
+        assert row.next_attempt_at is not None
+        assert row.sent_at is None
+
+        mailbox = MailBox()
+        controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            with tenant.runtime.db.session() as session:
+                session.execute(update(OutboxMessage).values(next_attempt_at=None))
+            # the mail worker (every 0.2 s) picks it up
+            wait_until(lambda: outbox(tenant)[0].status == "sent", what="the retry to be sent")
+            assert tenant.runtime.mail.deliver_due() == 0  # nothing left to send
+            (message,) = settle(mailbox, 1)
+        finally:
+            controller.stop()
+        mail = parts(message)
+        assert mail["to"] == "emil@example.com"
+        invite_code(mail["body"])
+        (row,) = outbox(tenant)
+        assert row.status == "sent"
+        assert row.last_error is None
+        assert row.attempts >= 2
+        assert len(invites(tenant)) == 1
+
+
+class SlowMailBox(MailBox):
+    """A mail server that takes half a second to accept each message."""
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(0.5)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_two_concurrent_deliveries_send_a_pending_mail_once(tmp_path: Path) -> None:
+    port = free_port()
+    with started(tmp_path, f"smtp://127.0.0.1:{port}") as tenant:
+        user = tenant.create_user("fritz@example.com", "Fritz")
+        tenant.create_key(tenant.plain_lock, **app_key(user))
+        wait_until(lambda: outbox(tenant)[0].attempts >= 1, what="a first failed attempt")
+        tenant.runtime.mail_worker.stop()  # only our two deliveries from here on
+        mailbox = SlowMailBox()
+        controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            with tenant.runtime.db.session() as session:
+                session.execute(update(OutboxMessage).values(next_attempt_at=None))
+            threads = [threading.Thread(target=tenant.runtime.mail.deliver_due) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+                time.sleep(0.1)
+            for thread in threads:
+                thread.join(15)
+            time.sleep(0.3)
+        finally:
+            controller.stop()
+        assert outbox(tenant)[0].status == "sent"
+        assert len(mailbox.messages) == 1
