@@ -32,8 +32,13 @@ class Database:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # A pool as large as the request thread pool: opening a connection (and setting
+            # its pragmas) on every request costs more than the query it serves.
             self.engine: Engine = create_engine(
-                url, connect_args={"check_same_thread": False, "timeout": 10}
+                url,
+                connect_args={"check_same_thread": False, "timeout": 10},
+                pool_size=40,
+                max_overflow=10,
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
