@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -19,8 +19,30 @@ from keyhouse.store.models import (
 )
 
 
+class ApiTokenRow(NamedTuple):
+    id: int
+    account_id: int
+    scopes: str
+
+
 def token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
     return session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
+
+
+def token_with_keys_version(
+    session: Session, token_hash: str, smartlock_id: int
+) -> tuple[ApiTokenRow, int | None] | None:
+    """The token's columns, and the key-listing version of the lock if it is in the token's
+    account: one plain query (no ORM objects) for the hot path."""
+    row = session.execute(
+        select(ApiToken.id, ApiToken.account_id, ApiToken.scopes, Smartlock.keys_version)
+        .outerjoin(
+            Smartlock,
+            (Smartlock.account_id == ApiToken.account_id) & (Smartlock.id == smartlock_id),
+        )
+        .where(ApiToken.token_hash == token_hash)
+    ).first()
+    return None if row is None else (ApiTokenRow(row[0], row[1], row[2]), row[3])
 
 
 # --- smartlocks ---------------------------------------------------------------------------
@@ -30,15 +52,6 @@ def lock(session: Session, account_id: int, smartlock_id: int) -> Smartlock | No
     return session.scalars(
         select(Smartlock).where(Smartlock.account_id == account_id, Smartlock.id == smartlock_id)
     ).first()
-
-
-def keys_version(session: Session, account_id: int, smartlock_id: int) -> int | None:
-    """The lock's key-listing version, or None if the lock is not in the account."""
-    return session.scalar(
-        select(Smartlock.keys_version).where(
-            Smartlock.account_id == account_id, Smartlock.id == smartlock_id
-        )
-    )
 
 
 def locks_by_ids(session: Session, account_id: int, ids: Iterable[int]) -> dict[int, Smartlock]:
