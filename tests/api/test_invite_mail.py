@@ -11,7 +11,7 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from email import message_from_bytes
 from email.header import decode_header, make_header
@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select, text, update
 
-from conftest import MailBox, SmtpServer, Tenant, free_port, make_tenant
+from conftest import MailBox, SmtpServer, Tenant, free_port, make_tenant, wait_until
 from keyhouse.app import create_app
 from keyhouse.runtime import Runtime
 from keyhouse.settings import Settings
@@ -88,17 +88,6 @@ def outbox(tenant: Tenant) -> list[OutboxMessage]:
 def invites(tenant: Tenant) -> list[Invite]:
     with tenant.runtime.db.session() as session:
         return list(session.scalars(select(Invite).order_by(Invite.id)))
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def settle(mailbox: MailBox, count: int) -> list[Message]:

@@ -8,15 +8,13 @@ it sends an account user's ``type`` as the string "0", sends only the fields giv
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 from nukiwebapi import NukiWebAPI
 
-from conftest import LiveServer, SmtpServer
+from conftest import LiveServer, SmtpServer, wait_until
 
 FROM_DATE = "2026-12-01T00:00:00.000Z"
 UNTIL_DATE = "2027-01-31T23:00:00.000Z"
@@ -31,17 +29,6 @@ WINDOW = {
 
 def window_of(key: dict[str, Any]) -> dict[str, Any]:
     return {field: key.get(field) for field in WINDOW}
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture

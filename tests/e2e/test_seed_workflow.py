@@ -13,13 +13,12 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any
 
-from conftest import SHARED, LiveServer, SmtpServer
+from conftest import SHARED, LiveServer, SmtpServer, wait_until
 
 SEED_PATH = SHARED / "seed" / "web-api-example-create-a-key.txt"
 
@@ -176,17 +175,6 @@ def run_curl(command: str, *, show_headers: bool = False) -> CurlAnswer:
             name, _, value = raw.partition(":")
             headers.setdefault(name.strip().lower(), []).append(value.strip())
     return CurlAnswer(int(status), body, headers)
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def mail_parts(message: Message) -> tuple[str, str, str]:

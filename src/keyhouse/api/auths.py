@@ -241,12 +241,7 @@ def get_key(
 ) -> Response:
     """Scope: smartlock.auth."""
     with runtime_of(request).db.session() as session:
-        if repo.lock(session, caller.account_id, smartlockId) is None:
-            raise auths.lock_not_found(smartlockId)
-        row = repo.auth(session, caller.account_id, id, smartlock_id=smartlockId)
-        if row is None:
-            raise auths.auth_not_found(id, smartlockId)
-        shape = auth_shape(row)
+        shape = auth_shape(auths.key_on_lock(session, caller, smartlockId, id))
     return json_response(shape)
 
 

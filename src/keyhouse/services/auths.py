@@ -330,14 +330,22 @@ def _apply_update(
     outcome.lock_ids.add(row.smartlock_id)
 
 
-def update_key(
-    session: Session, caller: Caller, smartlock_id: int, auth_key: str, body: SmartlockAuthUpdate
-) -> Outcome:
+def key_on_lock(
+    session: Session, caller: Caller, smartlock_id: int, auth_key: str
+) -> SmartlockAuth:
+    """The caller's key ``auth_key`` on the caller's lock ``smartlock_id``, or the 403/404."""
     if repo.lock(session, caller.account_id, smartlock_id) is None:
         raise lock_not_found(smartlock_id)
     row = repo.auth(session, caller.account_id, auth_key, smartlock_id=smartlock_id)
     if row is None:
         raise auth_not_found(auth_key, smartlock_id)
+    return row
+
+
+def update_key(
+    session: Session, caller: Caller, smartlock_id: int, auth_key: str, body: SmartlockAuthUpdate
+) -> Outcome:
+    row = key_on_lock(session, caller, smartlock_id, auth_key)
     outcome = Outcome()
     _apply_update(session, caller, row, _changes(body), outcome)
     return outcome
@@ -383,11 +391,7 @@ def _delete(session: Session, row: SmartlockAuth, outcome: Outcome) -> None:
 
 
 def delete_key(session: Session, caller: Caller, smartlock_id: int, auth_key: str) -> Outcome:
-    if repo.lock(session, caller.account_id, smartlock_id) is None:
-        raise lock_not_found(smartlock_id)
-    row = repo.auth(session, caller.account_id, auth_key, smartlock_id=smartlock_id)
-    if row is None:
-        raise auth_not_found(auth_key, smartlock_id)
+    row = key_on_lock(session, caller, smartlock_id, auth_key)
     outcome = Outcome()
     _delete(session, row, outcome)
     return outcome
