@@ -19,7 +19,9 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.resolved_database_url)
-        self.link = VirtualLockLink(self.db)
+        self.link = VirtualLockLink(
+            self.db, latency_ms=settings.sim_latency_ms, flakiness=settings.sim_flakiness
+        )
         self.device_sync = DeviceSync(self.db, self.link)
         self.mail = MailSender(self.db, settings)
         self.key_listings = ListingCache()

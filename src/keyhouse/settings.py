@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # How long a write waits for the lock to confirm before answering 204 anyway.
     confirm_wait_seconds: float = 2.0
+    # Virtual locks: a delay on every device call, and the share of calls that go unanswered
+    # (0.0 to 1.0). Zero by default, so the seed workflow is instant; raise them to rehearse
+    # slow and flaky locks (KEYHOUSE_SIM_LATENCY_MS=800 KEYHOUSE_SIM_FLAKINESS=0.3).
+    sim_latency_ms: int = 0
+    sim_flakiness: float = 0.0
     # How often the background worker looks for undelivered device operations and mail.
     worker_interval_seconds: float = 5.0
 

@@ -21,6 +21,15 @@ from keyhouse.schemas import (
     SmartlockAuthUpdate,
     SmartlocksAuthCreate,
 )
+from keyhouse.schemas.log import (
+    AppKeyUse,
+    DoorDecision,
+    EmulatorLock,
+    EmulatorLockUpdate,
+    KeypadEntry,
+    SmartlockAction,
+    SmartlockLog,
+)
 
 # Our class names -> the official 3.9.0 schema names.
 OFFICIAL_NAMES = {
@@ -28,7 +37,15 @@ OFFICIAL_NAMES = {
     "SmartlockConfig": "Smartlock.Config",
     "ObjectIdShape": "ObjectId",
 }
-RESPONSE_SHAPES: tuple[type[BaseModel], ...] = (Smartlock, AccountUser, SmartlockAuth, ErrorBody)
+RESPONSE_SHAPES: tuple[type[BaseModel], ...] = (
+    Smartlock,
+    AccountUser,
+    SmartlockAuth,
+    SmartlockLog,
+    EmulatorLock,
+    DoorDecision,
+    ErrorBody,
+)
 REQUEST_SHAPES: tuple[type[BaseModel], ...] = (
     AccountUserCreate,
     AccountUserUpdate,
@@ -36,6 +53,10 @@ REQUEST_SHAPES: tuple[type[BaseModel], ...] = (
     SmartlocksAuthCreate,
     SmartlockAuthUpdate,
     SmartlockAuthMultiUpdate,
+    SmartlockAction,
+    EmulatorLockUpdate,
+    KeypadEntry,
+    AppKeyUse,
 )
 
 DESCRIPTION = """

@@ -20,6 +20,22 @@ class DeviceRejected(Exception):
 
 
 @dataclass(frozen=True)
+class DoorEvent:
+    """What the lock reports after something happened at the door (becomes a log entry)."""
+
+    action: int  # 1 unlock, 2 lock, 3 unlatch, 4 lock 'n' go, 5 lock 'n' go with unlatch
+    trigger: int  # 0 system, 1 manual, 2 button, 4 web, 5 app, 255 keypad
+    state: int  # 0 success, 1 motor blocked, 4 busy, 9 rejected
+    opened: bool
+    reason: str
+    auth_key: str | None = None
+    slot: int | None = None
+    name: str = ""
+    source: int = 0  # 0 default, 1 keypad code
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class LockStatus:
     online: bool
     state: int
@@ -42,4 +58,14 @@ class DeviceLink(Protocol):
 
     def status(self, smartlock_id: int) -> LockStatus:
         """The lock's live state."""
+        ...
+
+    def action(
+        self, smartlock_id: int, action: int, option: int, trigger: int, device_type: int
+    ) -> DoorEvent:
+        """Lock, unlock, unlatch…; raises DeviceUnreachable or DeviceRejected."""
+        ...
+
+    def auth_keys(self, smartlock_id: int) -> dict[str, dict[str, Any]]:
+        """The authorizations the lock holds now, by key id (for a full sync)."""
         ...

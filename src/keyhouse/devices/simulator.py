@@ -1,45 +1,100 @@
-"""Virtual locks: devices with their own authorization table, kept in their own rows.
+"""Virtual locks: devices with their own state and authorization table, in their own rows.
 
-A virtual lock knows nothing of the server's records: it gets the same calls a real lock
-would, gives slots (``authId``) and enforces its own limits and keypad-code uniqueness.
+A virtual lock knows nothing of the server's records: it gets the same calls a real lock would,
+gives slots (``authId``), enforces its own limits and keypad-code uniqueness, and decides at the
+door with its own copy of each key. Per lock it can be taken offline, slowed down, or made to
+fail with an injected fault; settings add latency and flakiness to every lock.
 """
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, LockStatus
+from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, DoorEvent, LockStatus
+from keyhouse.rules.access import KeyRules, decide
 from keyhouse.rules.keypad import MAX_AUTHS_PER_LOCK, MAX_KEYPAD_CODES_PER_LOCK
 from keyhouse.store.database import Database
 from keyhouse.store.models import SimulatedAuth, SimulatedLock
 
 KEYPAD_CODE_TYPE = 13
 FIRST_KEY_SLOT = 2  # slot 1 is the owner's own authorization (Smartlock.authId)
+FAULTS = ("busy", "motorBlocked", "codeExists", "full")
+
+# Lock states (types 0/3/4) and what each action leaves the lock in.
+LOCKED, UNLOCKED, UNLATCHED, MOTOR_BLOCKED = 1, 3, 5, 254
+ACTION_RESULT = {1: UNLOCKED, 2: LOCKED, 3: UNLATCHED, 4: LOCKED, 5: LOCKED}
+OPENER_RESULT = {1: 3, 2: 1, 3: 5, 6: 3, 7: 1}
+ACTIONS_BY_TYPE = {
+    0: {1, 2, 3, 4, 5},
+    3: {1, 2, 3, 4, 5},
+    4: {1, 2, 3, 4, 5},
+    1: {1},
+    2: {1, 2, 3, 6, 7},
+}
+OPENING_ACTIONS = {1, 3, 5}
+TRIGGER_BUTTON, TRIGGER_APP, TRIGGER_KEYPAD = 2, 5, 255
+LOG_SUCCESS, LOG_MOTOR_BLOCKED, LOG_BUSY, LOG_REJECTED = 0, 1, 4, 9
+
+
+@dataclass(frozen=True)
+class EmulatorState:
+    smartlock_id: int
+    online: bool
+    latency_ms: int
+    fault: str | None
+    state: int
+    keypad: bool
+    battery_charge: int
+    door_state: int
+    auths: int
 
 
 class VirtualLockLink:
-    """The simulator behind the DeviceLink interface."""
+    """The simulator behind the DeviceLink interface, plus the emulator's controls."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, latency_ms: int = 0, flakiness: float = 0.0) -> None:
         self.db = db
+        self.latency_ms = latency_ms
+        self.flakiness = flakiness
 
     @staticmethod
     def install(session: Session, smartlock_id: int, *, keypad: bool) -> None:
         """Create the virtual device for a new lock (online, locked, full battery)."""
         session.merge(SimulatedLock(smartlock_id=smartlock_id, keypad=keypad))
 
-    def _device(self, session: Any, smartlock_id: int) -> SimulatedLock:
-        device = session.get(SimulatedLock, smartlock_id)
-        if device is None or not device.online:
-            raise DeviceUnreachable(f"virtual lock {smartlock_id} is offline")
-        return device
+    # --- reaching the device ------------------------------------------------------------------
+
+    @contextmanager
+    def _reach(self, smartlock_id: int) -> Iterator[tuple[Session, SimulatedLock]]:
+        """The device's own rows, after its latency; unreachable when offline or flaky."""
+        with self.db.session() as session:
+            device = session.get(SimulatedLock, smartlock_id)
+            delay = (device.latency_ms if device else 0) + self.latency_ms
+        if delay:
+            time.sleep(delay / 1000)
+        if self.flakiness and random.random() < self.flakiness:
+            raise DeviceUnreachable(f"virtual lock {smartlock_id} did not answer (flakiness)")
+        with self.db.session() as session:
+            device = session.get(SimulatedLock, smartlock_id)
+            if device is None or not device.online:
+                raise DeviceUnreachable(f"virtual lock {smartlock_id} is offline")
+            yield session, device
+
+    # --- authorizations -------------------------------------------------------------------------
 
     def put_auth(self, smartlock_id: int, auth_key: str, data: dict[str, Any]) -> int:
-        with self.db.session() as session:
-            device = self._device(session, smartlock_id)
+        with self._reach(smartlock_id) as (session, device):
+            if device.fault == "busy":
+                raise DeviceRejected("45", "the lock is busy")
             rows = session.scalars(
                 select(SimulatedAuth).where(SimulatedAuth.smartlock_id == smartlock_id)
             ).all()
@@ -48,7 +103,8 @@ class VirtualLockLink:
             if data.get("type") == KEYPAD_CODE_TYPE:
                 if not device.keypad:
                     raise DeviceRejected("2B", "no keypad is paired with this lock")
-                if any(r.data.get("code") == data.get("code") for r in others):
+                taken = any(r.data.get("code") == data.get("code") for r in others)
+                if taken or device.fault == "codeExists":
                     raise DeviceRejected("2A", "keypad code already exists")
                 codes = sum(1 for r in others if r.data.get("type") == KEYPAD_CODE_TYPE)
                 if mine is None and codes >= MAX_KEYPAD_CODES_PER_LOCK:
@@ -56,7 +112,7 @@ class VirtualLockLink:
             if mine is not None:
                 mine.data = dict(data)
                 return mine.slot
-            if len(others) >= MAX_AUTHS_PER_LOCK:
+            if len(others) >= MAX_AUTHS_PER_LOCK or device.fault == "full":
                 raise DeviceRejected("13", "the lock holds 200 authorizations already")
             used = {r.slot for r in rows}
             slot = next(s for s in range(FIRST_KEY_SLOT, FIRST_KEY_SLOT + 10_000) if s not in used)
@@ -66,14 +122,34 @@ class VirtualLockLink:
             return slot
 
     def remove_auth(self, smartlock_id: int, auth_key: str) -> None:
-        with self.db.session() as session:
-            self._device(session, smartlock_id)
+        with self._reach(smartlock_id) as (session, device):
+            if device.fault == "busy":
+                raise DeviceRejected("45", "the lock is busy")
             for row in session.scalars(
                 select(SimulatedAuth).where(
                     SimulatedAuth.smartlock_id == smartlock_id, SimulatedAuth.auth_key == auth_key
                 )
             ):
                 session.delete(row)
+
+    def auth_keys(self, smartlock_id: int) -> dict[str, dict[str, Any]]:
+        with self._reach(smartlock_id) as (session, _device):
+            rows = session.scalars(
+                select(SimulatedAuth).where(SimulatedAuth.smartlock_id == smartlock_id)
+            )
+            return {row.auth_key: {**row.data, "slot": row.slot} for row in rows}
+
+    def auth_count(self, smartlock_id: int) -> int:
+        """How many authorizations the device holds (for tests and the admin view)."""
+        with self.db.session() as session:
+            return (
+                session.scalar(
+                    select(func.count()).where(SimulatedAuth.smartlock_id == smartlock_id)
+                )
+                or 0
+            )
+
+    # --- state and actions ----------------------------------------------------------------------
 
     def status(self, smartlock_id: int) -> LockStatus:
         with self.db.session() as session:
@@ -89,12 +165,183 @@ class VirtualLockLink:
                 keypad_paired=device.keypad,
             )
 
-    def auth_count(self, smartlock_id: int) -> int:
-        """How many authorizations the device holds (for tests and the admin view)."""
-        with self.db.session() as session:
-            return (
-                session.scalar(
-                    select(func.count()).where(SimulatedAuth.smartlock_id == smartlock_id)
+    def _move(
+        self, device: SimulatedLock, device_type: int, action: int, trigger: int
+    ) -> tuple[int, str | None]:
+        """Run the motor: (log state, error). The device's state follows."""
+        if device.fault == "busy":
+            return LOG_BUSY, "the lock is busy"
+        if device.fault == "motorBlocked":
+            device.state = MOTOR_BLOCKED
+            device.last_action = action
+            device.trigger = trigger
+            return LOG_MOTOR_BLOCKED, "motor blocked"
+        results = OPENER_RESULT if device_type == 2 else ACTION_RESULT
+        device.state = results[action]
+        device.last_action = action
+        device.trigger = trigger
+        return LOG_SUCCESS, None
+
+    def action(
+        self, smartlock_id: int, action: int, option: int, trigger: int, device_type: int = 4
+    ) -> DoorEvent:
+        with self._reach(smartlock_id) as (_session, device):
+            state, error = self._move(device, device_type, action, trigger)
+        return DoorEvent(
+            action=action,
+            trigger=trigger,
+            state=state,
+            opened=state == LOG_SUCCESS and action in OPENING_ACTIONS,
+            reason=f"lock reported: {error}" if error else "done",
+            error=error,
+        )
+
+    def press_button(self, smartlock_id: int, device_type: int = 4) -> DoorEvent:
+        """A person presses the button: an unlocked lock locks, any other unlocks."""
+        with self._reach(smartlock_id) as (_session, device):
+            action = 2 if device.state in (UNLOCKED, UNLATCHED) else 1
+            state, error = self._move(device, device_type, action, TRIGGER_BUTTON)
+        return DoorEvent(
+            action=action,
+            trigger=TRIGGER_BUTTON,
+            state=state,
+            opened=state == LOG_SUCCESS and action in OPENING_ACTIONS,
+            reason=f"lock reported: {error}"
+            if error
+            else ("unlocked" if action == 1 else "locked"),
+            error=error,
+        )
+
+    def enter_code(
+        self, smartlock_id: int, code: int, at: datetime, timezone: str, device_type: int = 4
+    ) -> DoorEvent:
+        """A person types a code on the keypad; the lock decides with its own copy of the key."""
+        with self._reach(smartlock_id) as (session, device):
+            if not device.keypad:
+                raise DeviceRejected("2B", "no keypad is paired with this lock")
+            row = next(
+                (
+                    r
+                    for r in session.scalars(
+                        select(SimulatedAuth).where(SimulatedAuth.smartlock_id == smartlock_id)
+                    )
+                    if r.data.get("type") == KEYPAD_CODE_TYPE and r.data.get("code") == code
+                ),
+                None,
+            )
+            if row is None:
+                return DoorEvent(
+                    action=1,
+                    trigger=TRIGGER_KEYPAD,
+                    state=LOG_REJECTED,
+                    opened=False,
+                    reason="refused: no keypad code on this lock matches",
+                    source=1,
+                    error="unknown keypad code",
                 )
-                or 0
+            return self._use(
+                device, device_type, row, 1, TRIGGER_KEYPAD, at, timezone, remote=False, source=1
+            )
+
+    def use_app_key(
+        self,
+        smartlock_id: int,
+        slot: int,
+        action: int,
+        at: datetime,
+        timezone: str,
+        *,
+        remote: bool,
+        device_type: int = 4,
+    ) -> DoorEvent:
+        """A person uses the app key in ``slot`` (near the door, or remotely)."""
+        with self._reach(smartlock_id) as (session, device):
+            row = session.get(SimulatedAuth, (smartlock_id, slot))
+            if row is None or row.data.get("type") == KEYPAD_CODE_TYPE:
+                what = "a keypad code" if row is not None else "empty"
+                return DoorEvent(
+                    action=action,
+                    trigger=TRIGGER_APP,
+                    state=LOG_REJECTED,
+                    opened=False,
+                    reason=f"refused: slot {slot} on this lock is {what}, not an app key",
+                    slot=slot,
+                    error="no such app key",
+                )
+            return self._use(
+                device, device_type, row, action, TRIGGER_APP, at, timezone, remote=remote
+            )
+
+    def _use(
+        self,
+        device: SimulatedLock,
+        device_type: int,
+        row: SimulatedAuth,
+        action: int,
+        trigger: int,
+        at: datetime,
+        timezone: str,
+        *,
+        remote: bool,
+        source: int = 0,
+    ) -> DoorEvent:
+        decision = decide(KeyRules.from_payload(row.data), at, timezone, remote=remote)
+        name = str(row.data.get("name") or "")
+        if not decision.allowed:
+            return DoorEvent(
+                action=action,
+                trigger=trigger,
+                state=LOG_REJECTED,
+                opened=False,
+                reason=decision.reason,
+                auth_key=row.auth_key,
+                slot=row.slot,
+                name=name,
+                source=source,
+                error=decision.reason,
+            )
+        state, error = self._move(device, device_type, action, trigger)
+        return DoorEvent(
+            action=action,
+            trigger=trigger,
+            state=state,
+            opened=state == LOG_SUCCESS and action in OPENING_ACTIONS,
+            reason=f"lock reported: {error}" if error else decision.reason,
+            auth_key=row.auth_key,
+            slot=row.slot,
+            name=name,
+            source=source,
+            error=error,
+        )
+
+    # --- emulator controls ----------------------------------------------------------------------
+
+    def configure(self, smartlock_id: int, changes: dict[str, Any]) -> EmulatorState:
+        """Set ``online``, ``latency_ms`` and ``fault`` (keys present are changed)."""
+        with self.db.session() as session:
+            device = session.get(SimulatedLock, smartlock_id)
+            if device is None:
+                raise DeviceUnreachable(f"smartlock {smartlock_id} is not a virtual lock")
+            for name, value in changes.items():
+                setattr(device, name, value)
+        return self.emulator_state(smartlock_id)
+
+    def emulator_state(self, smartlock_id: int) -> EmulatorState:
+        with self.db.session() as session:
+            device = session.get(SimulatedLock, smartlock_id)
+            if device is None:
+                raise DeviceUnreachable(f"smartlock {smartlock_id} is not a virtual lock")
+            auths = session.scalar(
+                select(func.count()).where(SimulatedAuth.smartlock_id == smartlock_id)
+            )
+            return EmulatorState(
+                smartlock_id=smartlock_id,
+                online=device.online,
+                latency_ms=device.latency_ms,
+                fault=device.fault,
+                state=device.state,
+                keypad=device.keypad,
+                battery_charge=device.battery_charge,
+                door_state=device.door_state,
+                auths=auths or 0,
             )

@@ -14,6 +14,7 @@ from keyhouse.rules.dates import format_api_datetime, utcnow
 from keyhouse.rules.timezones import nuki_timezone_id, offset_minutes
 from keyhouse.schemas.account_user import AccountUser
 from keyhouse.schemas.auth import ObjectIdShape, SmartlockAuth
+from keyhouse.schemas.log import SmartlockLog
 from keyhouse.schemas.smartlock import Smartlock, SmartlockConfig, SmartlockState
 from keyhouse.store import models
 
@@ -124,8 +125,8 @@ def smartlock_shape(row: models.Smartlock, device: models.SimulatedLock | None) 
         SmartlockState,
         mode=2,
         state=device.state if device is not None else 255,
-        trigger=0,
-        last_action=0,
+        trigger=device.trigger if device is not None and device.trigger <= 6 else 0,
+        last_action=device.last_action if device is not None else 0,
         battery_critical=charge <= 20,
         battery_charging=False,
         battery_charge=charge,
@@ -174,4 +175,23 @@ def smartlock_shape(row: models.Smartlock, device: models.SimulatedLock | None) 
         smart_door=row.type == 3,
         keyturner=row.type in (0, 3, 4),
         nuki_id=row.nuki_id,
+    )
+
+
+def log_shape(row: models.SmartlockLog) -> Shape:
+    return shape_dict(
+        SmartlockLog,
+        id=row.id,
+        smartlock_id=row.smartlock_id,
+        device_type=0 if row.device_type in (0, 1, 4) else row.device_type,
+        account_user_id=row.account_user_id,
+        auth_id=row.auth_key,
+        name=row.name,
+        action=row.action,
+        trigger=row.trigger,
+        state=row.state,
+        auto_unlock=row.auto_unlock,
+        date=row.date,
+        source=row.source,
+        error=row.error,
     )

@@ -200,6 +200,11 @@ class SimulatedLock(Base):
     state: Mapped[int] = mapped_column(Integer, default=1)
     battery_charge: Mapped[int] = mapped_column(Integer, default=100)
     door_state: Mapped[int] = mapped_column(Integer, default=2)
+    last_action: Mapped[int] = mapped_column(Integer, default=0)
+    trigger: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    # None, or an injected fault: "busy", "motorBlocked", "codeExists", "full".
+    fault: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class SimulatedAuth(Base):
@@ -211,3 +216,33 @@ class SimulatedAuth(Base):
     slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     auth_key: Mapped[str] = mapped_column(String(24), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class SmartlockLog(Base):
+    """What happened at a lock (official SmartlockLog), newest first by ``seq``."""
+
+    __tablename__ = "smartlock_logs"
+    __table_args__ = (
+        Index("ix_log_lock_seq", "smartlock_id", "seq"),
+        Index("ix_log_account_seq", "account_id", "seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(24), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    smartlock_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("smartlocks.id", ondelete="CASCADE")
+    )
+    device_type: Mapped[int] = mapped_column(Integer)
+    auth_key: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    auth_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    account_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    action: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[int] = mapped_column(Integer)
+    state: Mapped[int] = mapped_column(Integer)
+    auto_unlock: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[int] = mapped_column(Integer, default=0)
+    date: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -214,3 +214,19 @@ def bump_keys_version(session: Session, smartlock_id: int) -> None:
         .where(Smartlock.id == smartlock_id)
         .values(keys_version=Smartlock.keys_version + 1)
     )
+
+
+def enqueue_orphan_removal(
+    session: Session, account_id: int, smartlock_id: int, auth_key: str
+) -> DeviceOperation:
+    """Queue the removal of an authorization the lock holds but the server does not know."""
+    operation = DeviceOperation(
+        operation_id=new_object_id(),
+        account_id=account_id,
+        smartlock_id=smartlock_id,
+        auth_key=auth_key,
+        kind="remove_auth",
+        payload={},
+    )
+    session.add(operation)
+    return operation

@@ -1,0 +1,165 @@
+"""/emulator/…: control virtual locks and act as a person at the door (scope ``emulator``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import Response
+from sqlalchemy import func, select
+
+from keyhouse.api.body import validate
+from keyhouse.api.body_dependency import body_doc, json_body
+from keyhouse.api.responses import json_response
+from keyhouse.api.security import runtime_of, scoped
+from keyhouse.devices.link import DoorEvent
+from keyhouse.runtime import Runtime
+from keyhouse.schemas.log import (
+    AppKeyUse,
+    DoorDecision,
+    EmulatorLock,
+    EmulatorLockUpdate,
+    KeypadEntry,
+)
+from keyhouse.services import doors
+from keyhouse.services.caller import Caller
+from keyhouse.services.present import Shape, shape_dict
+from keyhouse.store.models import DeviceOperation
+
+router = APIRouter(prefix="/emulator", tags=["Emulator"])
+emulator_scope = scoped("emulator")
+LOCK_ID_DOC = "The virtual lock's smartlockId"
+FIELDS = {"online": "online", "latencyMs": "latency_ms", "fault": "fault"}
+
+
+def emulator_shape(runtime: Runtime, smartlock_id: int) -> Shape:
+    state = runtime.link.emulator_state(smartlock_id)
+    with runtime.db.session() as session:
+        pending = session.scalar(
+            select(func.count()).where(
+                DeviceOperation.smartlock_id == smartlock_id, DeviceOperation.status == "pending"
+            )
+        )
+    return shape_dict(
+        EmulatorLock,
+        smartlock_id=state.smartlock_id,
+        online=state.online,
+        latency_ms=state.latency_ms,
+        fault=state.fault,
+        state=state.state,
+        keypad=state.keypad,
+        battery_charge=state.battery_charge,
+        door_state=state.door_state,
+        auths=state.auths,
+        pending_operations=pending or 0,
+    )
+
+
+def decision(runtime: Runtime, smartlock_id: int, event: DoorEvent, log_id: str) -> Response:
+    state = runtime.link.emulator_state(smartlock_id).state
+    return json_response(
+        shape_dict(
+            DoorDecision, opened=event.opened, reason=event.reason, state=state, log_id=log_id
+        )
+    )
+
+
+@router.get(
+    "/smartlock/{smartlockId}",
+    summary="The virtual lock's emulator state",
+    responses={200: {"model": EmulatorLock}},
+)
+def get_lock(
+    request: Request,
+    smartlockId: int = Path(description=LOCK_ID_DOC),
+    caller: Caller = Depends(emulator_scope),
+) -> Response:
+    runtime = runtime_of(request)
+    doors.lock_of(runtime, caller, smartlockId)
+    return json_response(emulator_shape(runtime, smartlockId))
+
+
+@router.post(
+    "/smartlock/{smartlockId}",
+    summary="Take a virtual lock offline or online, slow it down, or inject a fault",
+    responses={200: {"model": EmulatorLock}},
+    openapi_extra=body_doc("EmulatorLockUpdate", description="Only the fields to change"),
+    description="Faults: busy (device error 45 on every call), motorBlocked (actions end in "
+    "state 254), codeExists (keypad codes are refused with device error 2A), full (new "
+    "authorizations refused with device error 13); null clears the fault. A lock that comes "
+    "back online applies its queued changes in order.",
+)
+def configure(
+    request: Request,
+    smartlockId: int = Path(description=LOCK_ID_DOC),
+    caller: Caller = Depends(emulator_scope),
+    body: Any = Depends(json_body),
+) -> Response:
+    runtime = runtime_of(request)
+    doors.lock_of(runtime, caller, smartlockId)
+    data = validate(body, EmulatorLockUpdate)
+    changes = {
+        FIELDS[alias]: getattr(data, FIELDS[alias])
+        for alias in FIELDS
+        if FIELDS[alias] in data.model_fields_set
+    }
+    for name in ("online", "latency_ms"):
+        if name in changes and changes[name] is None:
+            del changes[name]
+    runtime.link.configure(smartlockId, changes)
+    if changes.get("online"):
+        runtime.after_commit([smartlockId])
+    return json_response(emulator_shape(runtime, smartlockId))
+
+
+@router.post(
+    "/smartlock/{smartlockId}/keypad",
+    summary="Enter a code on the lock's keypad",
+    responses={200: {"model": DoorDecision}},
+    openapi_extra=body_doc("KeypadEntry", description="The code, and when (default now)"),
+)
+def keypad(
+    request: Request,
+    smartlockId: int = Path(description=LOCK_ID_DOC),
+    caller: Caller = Depends(emulator_scope),
+    body: Any = Depends(json_body),
+) -> Response:
+    runtime = runtime_of(request)
+    data = validate(body, KeypadEntry)
+    event, log_id = doors.keypad_entry(runtime, caller, smartlockId, data.code, data.at)
+    return decision(runtime, smartlockId, event, log_id)
+
+
+@router.post(
+    "/smartlock/{smartlockId}/app",
+    summary="Use an app key at the door or remotely",
+    responses={200: {"model": DoorDecision}},
+    openapi_extra=body_doc("AppKeyUse", description="The key's slot (authId), action, remote"),
+)
+def app_key(
+    request: Request,
+    smartlockId: int = Path(description=LOCK_ID_DOC),
+    caller: Caller = Depends(emulator_scope),
+    body: Any = Depends(json_body),
+) -> Response:
+    runtime = runtime_of(request)
+    data = validate(body, AppKeyUse)
+    event, log_id = doors.app_key_use(
+        runtime, caller, smartlockId, data.auth_id, data.action, data.remote, data.at
+    )
+    return decision(runtime, smartlockId, event, log_id)
+
+
+@router.post(
+    "/smartlock/{smartlockId}/button",
+    summary="Press the lock's button (unlocks a locked lock, locks an unlocked one)",
+    responses={200: {"model": DoorDecision}},
+)
+def press_button(
+    request: Request,
+    smartlockId: int = Path(description=LOCK_ID_DOC),
+    caller: Caller = Depends(emulator_scope),
+) -> Response:
+    runtime = runtime_of(request)
+    event, log_id = doors.button(runtime, caller, smartlockId)
+    return decision(runtime, smartlockId, event, log_id)

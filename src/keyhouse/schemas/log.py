@@ -1,0 +1,82 @@
+"""SmartlockLog, SmartlockAction, and the emulator's own shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field
+
+from keyhouse.schemas.auth import _date_or_none
+from keyhouse.schemas.base import ApiDateTime, Int, RequestShape, ResponseShape
+
+
+class SmartlockLog(ResponseShape):
+    id: str
+    smartlock_id: int
+    device_type: int = Field(description="0 lock/box, 2 opener, 3 smartdoor")
+    account_user_id: int | None = None
+    auth_id: str | None = Field(None, description="The id of the key used (24 hex digits)")
+    name: str = Field(description="The name of the key or person")
+    action: int = Field(description="1 unlock, 2 lock, 3 unlatch, 4 lock 'n' go, 5 … with unlatch")
+    trigger: int = Field(description="0 system, 1 manual, 2 button, 4 web, 5 app, 255 keypad")
+    state: int = Field(description="0 success, 1 motor blocked, 4 busy, 9 rejected …")
+    auto_unlock: bool
+    date: ApiDateTime
+    source: int | None = Field(None, description="0 default, 1 keypad code")
+    error: str | None = None
+
+
+class SmartlockAction(RequestShape):
+    action: Int = Field(description="types 0/3/4: 1 unlock, 2 lock, 3 unlatch, 4 lock 'n' go, 5 …")
+    option: Int = Field(0, description="Option mask: 0 none, 2 force, 4 full lock")
+
+    example: ClassVar[dict[str, Any]] = {"action": 1, "option": 0}
+
+
+OptionalInstant = Annotated[datetime | None, BeforeValidator(_date_or_none)]
+Fault = Literal["busy", "motorBlocked", "codeExists", "full"]
+
+
+class EmulatorLockUpdate(RequestShape):
+    online: bool | None = None
+    latency_ms: Int | None = Field(None, ge=0, le=60_000)
+    fault: Fault | None = None
+
+    example: ClassVar[dict[str, Any]] = {"online": False, "latencyMs": 0, "fault": None}
+
+
+class EmulatorLock(ResponseShape):
+    smartlock_id: int
+    online: bool
+    latency_ms: int
+    fault: str | None = None
+    state: int
+    keypad: bool
+    battery_charge: int
+    door_state: int
+    auths: int = Field(description="Authorizations the device holds")
+    pending_operations: int = Field(description="Changes queued for the lock")
+
+
+class KeypadEntry(RequestShape):
+    code: Int
+    at: OptionalInstant = Field(None, description="When (RFC 3339); default now")
+
+    example: ClassVar[dict[str, Any]] = {"code": 345678, "at": "2026-12-07T09:00:00Z"}
+
+
+class AppKeyUse(RequestShape):
+    auth_id: Int = Field(description="The key's slot on the lock (its authId)")
+    action: Int = Field(1, description="1 unlock, 2 lock, 3 unlatch …")
+    remote: bool = Field(False, description="True for a remote action (needs remoteAllowed)")
+    at: OptionalInstant = Field(None, description="When (RFC 3339); default now")
+
+    example: ClassVar[dict[str, Any]] = {"authId": 3, "action": 1, "remote": False}
+
+
+class DoorDecision(ResponseShape):
+    opened: bool
+    reason: str
+    state: int | None = Field(None, description="The lock's state afterwards")
+    log_id: str | None = Field(None, description="The log entry of the attempt")

@@ -1,0 +1,252 @@
+"""At the door: lock actions through the API, and a person's keypad code, app key or button.
+
+The lock decides (with its own copy of each key); the server records what it reports in the
+activity log and counts the key's use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, DoorEvent
+from keyhouse.devices.simulator import ACTIONS_BY_TYPE
+from keyhouse.errors import KeyhouseError, Locked, ValidationFailed
+from keyhouse.rules.dates import utcnow
+from keyhouse.rules.ids import new_object_id
+from keyhouse.runtime import Runtime
+from keyhouse.services.auths import lock_not_found
+from keyhouse.services.caller import Caller
+from keyhouse.store import repo
+from keyhouse.store.models import Account, Smartlock, SmartlockAuth, SmartlockLog
+
+TRIGGER_WEB = 4
+BUSY_RETRY_SECONDS = 2
+ACTION_NAMES = {
+    1: "unlock",
+    2: "lock",
+    3: "unlatch",
+    4: "lock 'n' go",
+    5: "lock 'n' go with unlatch",
+}
+
+
+class LockOffline(KeyhouseError):
+    status = 409
+    code = "lock_offline"
+
+
+class DeviceError(KeyhouseError):
+    status = 409
+    code = "device_error"
+
+
+def lock_of(runtime: Runtime, caller: Caller, smartlock_id: int, status: int = 404) -> Smartlock:
+    """The caller's lock, or the 404 (403 where Nuki answers 403) that names the id."""
+    with runtime.db.session() as session:
+        lock = repo.lock(session, caller.account_id, smartlock_id)
+        if lock is None:
+            raise lock_not_found(smartlock_id, status=status)
+        return lock
+
+
+def _reach(lock: Smartlock, call: Callable[[], DoorEvent]) -> DoorEvent:
+    try:
+        return call()
+    except DeviceUnreachable:
+        raise LockOffline(
+            f"smartlock {lock.id} ({lock.name!r}) is offline (serverState 4): the lock can't "
+            "be reached now; try again when it is back online",
+            field="smartlockId",
+        ) from None
+    except DeviceRejected as exc:
+        raise DeviceError(
+            f"smartlock {lock.id} ({lock.name!r}) refused: {exc.reason} (device error {exc.code})",
+            field="smartlockId",
+        ) from None
+
+
+def record(
+    runtime: Runtime, lock: Smartlock, event: DoorEvent, at: datetime, name: str = ""
+) -> str:
+    """Write the log entry for ``event``; a successful use counts on its key."""
+    log_id = new_object_id(at)
+    with runtime.db.session() as session:
+        user_id = None
+        if event.auth_key is not None:
+            key = session.get(SmartlockAuth, event.auth_key)
+            if key is not None and key.account_id == lock.account_id:
+                user_id = key.account_user_id
+                if event.state == 0:
+                    session.execute(
+                        update(SmartlockAuth)
+                        .where(SmartlockAuth.id == key.id)
+                        .values(lock_count=SmartlockAuth.lock_count + 1, last_active_date=at)
+                    )
+                    repo.bump_keys_version(session, lock.id)
+        session.add(
+            SmartlockLog(
+                id=log_id,
+                account_id=lock.account_id,
+                smartlock_id=lock.id,
+                device_type=lock.type,
+                auth_key=event.auth_key,
+                auth_id=event.slot,
+                account_user_id=user_id,
+                name=event.name or name,
+                action=event.action,
+                trigger=event.trigger,
+                state=event.state,
+                source=event.source,
+                date=at,
+                error=event.error,
+            )
+        )
+    return log_id
+
+
+def check_action(lock: Smartlock, action: int, option: int) -> None:
+    allowed = ACTIONS_BY_TYPE.get(lock.type, set())
+    if action not in allowed:
+        raise ValidationFailed(
+            f"action {action} is not one smartlock {lock.id} (type {lock.type}) knows: use one "
+            f"of {sorted(allowed)} (1 unlock, 2 lock, 3 unlatch, 4 lock 'n' go, 5 lock 'n' go "
+            "with unlatch)",
+            field="action",
+            rule="enum",
+        )
+    if not 0 <= option <= 7:
+        raise ValidationFailed(
+            f"option {option} is not an option mask: use 0 (none), 2 (force), 4 (full lock) "
+            "or their sum",
+            field="option",
+            rule="range",
+        )
+
+
+def lock_action(
+    runtime: Runtime, caller: Caller, smartlock_id: int, action: int, option: int
+) -> None:
+    """POST /smartlock/{id}/action: the lock moves now, or the answer says why not."""
+    lock = lock_of(runtime, caller, smartlock_id, status=404)
+    check_action(lock, action, option)
+    event = _reach(
+        lock, lambda: runtime.link.action(lock.id, action, option, TRIGGER_WEB, lock.type)
+    )
+    with runtime.db.session() as session:
+        account = session.get(Account, caller.account_id)
+        name = account.name if account else ""
+    record(runtime, lock, event, utcnow(), name=name)
+    if event.state == 4:
+        raise Locked(
+            f"smartlock {lock.id} ({lock.name!r}) is busy: try again in {BUSY_RETRY_SECONDS} s",
+            headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
+        )
+    if event.error:
+        raise DeviceError(
+            f"smartlock {lock.id} ({lock.name!r}) could not {ACTION_NAMES.get(action, 'act')}: "
+            f"{event.reason}",
+            field="action",
+        )
+
+
+def at_the_door(
+    runtime: Runtime,
+    caller: Caller,
+    smartlock_id: int,
+    at: datetime | None,
+    attempt: Callable[[Smartlock, datetime], DoorEvent],
+) -> tuple[DoorEvent, str]:
+    """A person's attempt (keypad, app key, button): decided by the lock, always logged."""
+    lock = lock_of(runtime, caller, smartlock_id)
+    when = at or utcnow()
+    event = _reach(lock, lambda: attempt(lock, when))
+    return event, record(runtime, lock, event, when)
+
+
+def keypad_entry(
+    runtime: Runtime, caller: Caller, smartlock_id: int, code: int, at: datetime | None
+) -> tuple[DoorEvent, str]:
+    return at_the_door(
+        runtime,
+        caller,
+        smartlock_id,
+        at,
+        lambda lock, when: runtime.link.enter_code(lock.id, code, when, lock.timezone, lock.type),
+    )
+
+
+def app_key_use(
+    runtime: Runtime,
+    caller: Caller,
+    smartlock_id: int,
+    slot: int,
+    action: int,
+    remote: bool,
+    at: datetime | None,
+) -> tuple[DoorEvent, str]:
+    lock = lock_of(runtime, caller, smartlock_id)
+    check_action(lock, action, 0)
+    return at_the_door(
+        runtime,
+        caller,
+        smartlock_id,
+        at,
+        lambda lock, when: runtime.link.use_app_key(
+            lock.id, slot, action, when, lock.timezone, remote=remote, device_type=lock.type
+        ),
+    )
+
+
+def button(runtime: Runtime, caller: Caller, smartlock_id: int) -> tuple[DoorEvent, str]:
+    return at_the_door(
+        runtime,
+        caller,
+        smartlock_id,
+        None,
+        lambda lock, _when: runtime.link.press_button(lock.id, lock.type),
+    )
+
+
+def sync_lock(runtime: Runtime, caller: Caller, smartlock_id: int) -> int:
+    """Re-read the lock's authorizations and queue what makes it match the server: returns
+    how many operations were queued."""
+    from keyhouse.services.auths import device_payload
+
+    lock = lock_of(runtime, caller, smartlock_id, status=404)
+    held = _reach_auths(runtime, lock)
+    queued = 0
+    with runtime.db.session() as session:
+        keys = session.scalars(
+            select(SmartlockAuth).where(
+                SmartlockAuth.account_id == caller.account_id,
+                SmartlockAuth.smartlock_id == lock.id,
+            )
+        ).all()
+        known = {key.id for key in keys}
+        for key in keys:
+            if key.deleting or key.sync_state == "pending":
+                continue  # an operation for it is queued already
+            on_lock = held.get(key.id)
+            wanted = device_payload(key)
+            if on_lock is None or {k: on_lock.get(k) for k in wanted} != wanted:
+                repo.enqueue_operation(session, key, "put_auth", wanted)
+                queued += 1
+        for auth_key in held.keys() - known:
+            repo.enqueue_orphan_removal(session, caller.account_id, lock.id, auth_key)
+            queued += 1
+    runtime.after_commit([lock.id])
+    return queued
+
+
+def _reach_auths(runtime: Runtime, lock: Smartlock) -> dict[str, dict[str, object]]:
+    try:
+        return runtime.link.auth_keys(lock.id)
+    except DeviceUnreachable:
+        raise LockOffline(
+            f"smartlock {lock.id} ({lock.name!r}) is offline (serverState 4): it can't be "
+            "synced now; its queued changes apply when it is back",
+            field="smartlockId",
+        ) from None
