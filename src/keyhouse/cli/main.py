@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from keyhouse.cli.sim import sim_app
+
 if TYPE_CHECKING:
     from keyhouse.settings import Settings
 
@@ -23,6 +25,7 @@ admin_app.add_typer(account_app, name="account")
 admin_app.add_typer(token_app, name="token")
 admin_app.add_typer(lock_app, name="lock")
 app.add_typer(admin_app, name="admin")
+app.add_typer(sim_app, name="sim")
 
 
 class State:
@@ -169,6 +172,47 @@ def lock_add(
     )
     typer.echo(f"Added virtual lock {name!r} to account {account}.")
     typer.echo(lock_id)
+
+
+@lock_app.command("set")
+def lock_set(
+    lock: Annotated[int, typer.Argument(help="The smartlockId")],
+    online: Annotated[
+        bool | None, typer.Option("--online/--offline", help="Reachable or not")
+    ] = None,
+    latency_ms: Annotated[
+        int | None, typer.Option("--latency-ms", min=0, help="Delay of every device call")
+    ] = None,
+    fault: Annotated[
+        str | None,
+        typer.Option(help="busy, motorBlocked, codeExists, full, or none to clear"),
+    ] = None,
+) -> None:
+    """Change a virtual lock's emulation (the same as POST /emulator/smartlock/{id})."""
+    from keyhouse.devices.simulator import FAULTS
+
+    changes: dict[str, object] = {}
+    if online is not None:
+        changes["online"] = online
+    if latency_ms is not None:
+        changes["latency_ms"] = latency_ms
+    if fault is not None:
+        if fault != "none" and fault not in FAULTS:
+            _fail(f"fault {fault!r} is not one of {', '.join(FAULTS)} or none", code=2)
+        changes["fault"] = None if fault == "none" else fault
+
+    def change(session, runtime):  # type: ignore[no-untyped-def]
+        from keyhouse.store.models import SimulatedLock
+
+        if session.get(SimulatedLock, lock) is None:
+            _fail(f"smartlock {lock} is not a virtual lock in this data folder")
+        return runtime.link.configure(lock, changes)
+
+    state = _admin(change)
+    word = "online" if state.online else "offline"
+    typer.echo(
+        f"smartlock {lock}: {word}, latency {state.latency_ms} ms, fault {state.fault or 'none'}"
+    )
 
 
 def run() -> None:

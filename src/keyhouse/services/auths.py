@@ -304,9 +304,11 @@ def _apply_update(
 ) -> None:
     if row.deleting:
         raise Locked(
-            f"key {row.id} ({row.name!r}) is being deleted from its lock: it can't be changed",
+            f"key {row.id} ({row.name!r}) is being deleted from its lock: it can't be changed; "
+            "create a new key instead",
             field="id",
             rule="deleting",
+            headers={"Retry-After": "5"},
         )
     lock = session.get(Smartlock, row.smartlock_id)
     assert lock is not None
