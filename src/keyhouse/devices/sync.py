@@ -16,6 +16,9 @@ from keyhouse.store.models import DeviceOperation, SmartlockAuth
 
 log = logging.getLogger(__name__)
 
+# Device errors that mean "not now" rather than "no": the operation stays queued.
+RETRYABLE_DEVICE_ERRORS = {"45"}  # BUSY
+
 
 class DeviceSync:
     """Drains each lock's queue of ``DeviceOperation`` rows through its ``DeviceLink``."""
@@ -71,22 +74,22 @@ class DeviceSync:
         if op is None:
             return False
         slot: int | None = None
-        failure: str | None = None
         try:
             if op.kind == "put_auth":
                 slot = self.link.put_auth(smartlock_id, op.auth_key, op.payload)
             else:
                 self.link.remove_auth(smartlock_id, op.auth_key)
-        except DeviceUnreachable as exc:
+        except (DeviceUnreachable, DeviceRejected) as exc:
+            if isinstance(exc, DeviceRejected) and exc.code not in RETRYABLE_DEVICE_ERRORS:
+                self._record(op, None, f"lock reported: {exc.reason} (device error {exc.code})")
+                return True
             with self.db.session() as session:
                 row = session.get(DeviceOperation, op.id)
                 if row is not None:
                     row.attempts += 1
                     row.error = str(exc)
             return False
-        except DeviceRejected as exc:
-            failure = f"lock reported: {exc.reason} (device error {exc.code})"
-        self._record(op, slot, failure)
+        self._record(op, slot, None)
         return True
 
     def _record(self, op: DeviceOperation, slot: int | None, failure: str | None) -> None:
