@@ -5,11 +5,15 @@ The official spec (``shared/reference/nuki-web-api-3.9.0.openapi.json``) is load
 ``openapi_schema_validator.OAS30ReadValidator`` (OpenAPI 3.0 dialect, response direction, with
 format checks: date-time, int32, int64…).
 
-One known defect of the official spec is patched, and only that one:
+Two known defects of the official spec are patched, and only those:
 
 * ``SmartlockAuth.type`` declares ``maximum: 2`` although its own description lists
   13 (keypad code), 14 (z-key) and 15 (virtual), and the API returns keypad codes as type 13
   (see nuki-web-api-behavior.md, section 3). The maximum is raised to 15.
+* ``SmartlockLog.state`` declares ``minimum: 1`` although its own description lists
+  "0 .. Success", and api.nuki.io logs successes as 0. The minimum is lowered to 0.
+
+Each patch asserts the defect is still in the official file, so a fixed spec drops it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ SPEC_PATCHES: dict[tuple[str, str, str], tuple[Any, Any, str]] = {
         2,
         15,
         "the description lists types 13, 14 and 15, and keypad codes are type 13",
+    ),
+    ("SmartlockLog", "state", "minimum"): (
+        1,
+        0,
+        "the description lists 0 .. Success, and successful entries have state 0",
     ),
 }
 

@@ -247,10 +247,14 @@ def test_the_official_validator_is_strict_and_the_patch_is_needed() -> None:
     assert official_errors("SmartlockAuth", key) == []
     assert official_errors("SmartlockAuth", {**key, "creationDate": "yesterday"})
     assert official_errors("SmartlockAuth", {**key, "type": 16})
-    # the unpatched official spec refuses type 13: that is the defect the patch fixes
-    ((schema, prop, keyword),) = SPEC_PATCHES
-    raw = official_spec()["components"]["schemas"][schema]["properties"][prop]
-    assert raw[keyword] == 2 and (schema, prop) == ("SmartlockAuth", "type")
+    # the unpatched official spec refuses type 13 and log state 0: the defects the patches fix
+    assert set(SPEC_PATCHES) == {
+        ("SmartlockAuth", "type", "maximum"),
+        ("SmartlockLog", "state", "minimum"),
+    }
+    for (schema, prop, keyword), (official, _patched, _why) in SPEC_PATCHES.items():
+        raw = official_spec()["components"]["schemas"][schema]["properties"][prop]
+        assert raw[keyword] == official
 
 
 def put_offline(tenant: Tenant, smartlock_id: int) -> None:

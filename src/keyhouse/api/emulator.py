@@ -40,12 +40,11 @@ def emulator_shape(runtime: Runtime, smartlock_id: int) -> Shape:
                 DeviceOperation.smartlock_id == smartlock_id, DeviceOperation.status == "pending"
             )
         )
-    return shape_dict(
+    shape = shape_dict(
         EmulatorLock,
         smartlock_id=state.smartlock_id,
         online=state.online,
         latency_ms=state.latency_ms,
-        fault=state.fault,
         state=state.state,
         keypad=state.keypad,
         battery_charge=state.battery_charge,
@@ -53,6 +52,8 @@ def emulator_shape(runtime: Runtime, smartlock_id: int) -> Shape:
         auths=state.auths,
         pending_operations=pending or 0,
     )
+    # fault is always present: null when none is injected (shape_dict drops None values).
+    return {**shape, "fault": state.fault}
 
 
 def decision(runtime: Runtime, smartlock_id: int, event: DoorEvent, log_id: str) -> Response:

@@ -39,7 +39,7 @@ def list_logs(
     query = select(SmartlockLog).where(SmartlockLog.account_id == caller.account_id)
     if smartlock_id is not None:
         if repo.lock(session, caller.account_id, smartlock_id) is None:
-            raise lock_not_found(smartlock_id)
+            raise lock_not_found(smartlock_id, status=404)
         query = query.where(SmartlockLog.smartlock_id == smartlock_id)
     if auth_key is not None:
         query = query.where(SmartlockLog.auth_key == auth_key)
