@@ -81,3 +81,17 @@ class Conflict(KeyhouseError):
 class Locked(KeyhouseError):
     status = 423
     code = "locked"
+
+
+class LockOffline(KeyhouseError):
+    """The lock can't be reached now (serverState 4)."""
+
+    status = 409
+    code = "lock_offline"
+
+
+class DeviceError(KeyhouseError):
+    """The lock refused or failed (a device error code, a blocked motor)."""
+
+    status = 409
+    code = "device_error"

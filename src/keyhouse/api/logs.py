@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
@@ -21,13 +24,54 @@ LIMIT_DOC = (
 )
 
 
-def _date(value: str | None, field: str):  # type: ignore[no-untyped-def]
+def _date(value: str | None, field: str) -> datetime | None:
     if value is None:
         return None
     try:
         return parse_api_datetime(value, field)
     except RuleViolation as violation:
         raise ValidationFailed(violation.message, field=field, rule=violation.rule) from None
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """The filters both log endpoints take (official names)."""
+
+    account_user_id: int | None
+    from_date: datetime | None
+    to_date: datetime | None
+    action: int | None
+    older_than: str | None
+    limit: int
+
+
+def log_query(
+    accountUserId: int | None = Query(None, description="Filter for the account user"),
+    fromDate: str | None = Query(None, description="From this instant (RFC 3339)"),
+    toDate: str | None = Query(None, description="Until this instant (RFC 3339)"),
+    action: int | None = Query(None, description="Filter for the action"),
+    id: str | None = Query(None, description="Only entries older than this log entry id"),
+    limit: int = Query(logs.LOG_LIMIT_DEFAULT, description=LIMIT_DOC),
+) -> LogQuery:
+    return LogQuery(
+        accountUserId, _date(fromDate, "fromDate"), _date(toDate, "toDate"), action, id, limit
+    )
+
+
+def _answer(request: Request, caller: Caller, query: LogQuery, **where: object) -> Response:
+    with runtime_of(request).db.session() as session:
+        found = logs.list_logs(
+            session,
+            caller,
+            account_user_id=query.account_user_id,
+            from_date=query.from_date,
+            to_date=query.to_date,
+            action=query.action,
+            older_than=query.older_than,
+            limit=query.limit,
+            **where,  # type: ignore[arg-type]
+        )
+    return json_response(found)
 
 
 @router.get(
@@ -40,29 +84,11 @@ def lock_log(
     request: Request,
     smartlockId: int = Path(description="The smartlock id"),
     authId: str | None = Query(None, description="Filter for the key's id"),
-    accountUserId: int | None = Query(None, description="Filter for the account user"),
-    fromDate: str | None = Query(None, description="From this instant (RFC 3339)"),
-    toDate: str | None = Query(None, description="Until this instant (RFC 3339)"),
-    action: int | None = Query(None, description="Filter for the action"),
-    id: str | None = Query(None, description="Only entries older than this log entry id"),
-    limit: int = Query(logs.LOG_LIMIT_DEFAULT, description=LIMIT_DOC),
+    query: LogQuery = Depends(log_query),
     caller: Caller = Depends(log_scope),
 ) -> Response:
     """Scope: smartlock.log."""
-    with runtime_of(request).db.session() as session:
-        found = logs.list_logs(
-            session,
-            caller,
-            smartlock_id=smartlockId,
-            auth_key=authId,
-            account_user_id=accountUserId,
-            from_date=_date(fromDate, "fromDate"),
-            to_date=_date(toDate, "toDate"),
-            action=action,
-            older_than=id,
-            limit=limit,
-        )
-    return json_response(found)
+    return _answer(request, caller, query, smartlock_id=smartlockId, auth_key=authId)
 
 
 @router.get(
@@ -73,24 +99,8 @@ def lock_log(
 )
 def account_log(
     request: Request,
-    accountUserId: int | None = Query(None, description="Filter for the account user"),
-    fromDate: str | None = Query(None, description="From this instant (RFC 3339)"),
-    toDate: str | None = Query(None, description="Until this instant (RFC 3339)"),
-    action: int | None = Query(None, description="Filter for the action"),
-    id: str | None = Query(None, description="Only entries older than this log entry id"),
-    limit: int = Query(logs.LOG_LIMIT_DEFAULT, description=LIMIT_DOC),
+    query: LogQuery = Depends(log_query),
     caller: Caller = Depends(log_scope),
 ) -> Response:
     """Scope: smartlock.log."""
-    with runtime_of(request).db.session() as session:
-        found = logs.list_logs(
-            session,
-            caller,
-            account_user_id=accountUserId,
-            from_date=_date(fromDate, "fromDate"),
-            to_date=_date(toDate, "toDate"),
-            action=action,
-            older_than=id,
-            limit=limit,
-        )
-    return json_response(found)
+    return _answer(request, caller, query)

@@ -13,11 +13,11 @@ from sqlalchemy import select, update
 
 from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, DoorEvent
 from keyhouse.devices.simulator import ACTIONS_BY_TYPE
-from keyhouse.errors import KeyhouseError, Locked, ValidationFailed
+from keyhouse.errors import DeviceError, Locked, LockOffline, ValidationFailed
 from keyhouse.rules.dates import utcnow
 from keyhouse.rules.ids import new_object_id
 from keyhouse.runtime import Runtime
-from keyhouse.services.auths import lock_not_found
+from keyhouse.services.auths import device_payload, lock_not_found
 from keyhouse.services.caller import Caller
 from keyhouse.store import repo
 from keyhouse.store.models import Account, Smartlock, SmartlockAuth, SmartlockLog
@@ -31,16 +31,6 @@ ACTION_NAMES = {
     4: "lock 'n' go",
     5: "lock 'n' go with unlatch",
 }
-
-
-class LockOffline(KeyhouseError):
-    status = 409
-    code = "lock_offline"
-
-
-class DeviceError(KeyhouseError):
-    status = 409
-    code = "device_error"
 
 
 def lock_of(runtime: Runtime, caller: Caller, smartlock_id: int, status: int = 404) -> Smartlock:
@@ -213,8 +203,6 @@ def button(runtime: Runtime, caller: Caller, smartlock_id: int) -> tuple[DoorEve
 def sync_lock(runtime: Runtime, caller: Caller, smartlock_id: int) -> int:
     """Re-read the lock's authorizations and queue what makes it match the server: returns
     how many operations were queued."""
-    from keyhouse.services.auths import device_payload
-
     lock = lock_of(runtime, caller, smartlock_id, status=404)
     held = _reach_auths(runtime, lock)
     queued = 0
