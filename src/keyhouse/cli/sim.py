@@ -1,10 +1,15 @@
-"""keyhouse sim …: act on virtual locks through a running server (the emulator API)."""
+"""keyhouse sim …: act on virtual locks through a running server (the emulator API, via the SDK)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from keyhouse.client import Client
 
 sim_app = typer.Typer(
     help="Act as the lock or as a person at the door, through a running Keyhouse server.",
@@ -12,109 +17,89 @@ sim_app = typer.Typer(
 )
 
 UrlOption = Annotated[
-    str,
-    typer.Option("--url", envvar="KEYHOUSE_URL", help="The server's base URL"),
+    str | None,
+    typer.Option("--url", help="The server's base URL (else KEYHOUSE_URL, else the profile)"),
 ]
 TokenOption = Annotated[
-    str,
-    typer.Option("--token", envvar="KEYHOUSE_TOKEN", help="An API token with the scope 'emulator'"),
+    str | None,
+    typer.Option("--token", help="A token with the scope 'emulator' (else KEYHOUSE_TOKEN)"),
 ]
-DEFAULT_URL = "http://127.0.0.1:8080"
+LockArgument = Annotated[int, typer.Argument(help="The smartlockId")]
+AtOption = Annotated[str | None, typer.Option(help="When, RFC 3339 (default now)")]
+EXIT_ERROR, EXIT_REFUSED, EXIT_AUTH = 1, 3, 4
 
 
-def _call(url: str, token: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    import httpx
+@contextmanager
+def _client(url: str | None, token: str | None) -> Iterator[Client]:
+    """An SDK client; API errors end the command with one sentence and an exit code."""
+    from keyhouse.client import AuthError, Client, KeyhouseClientError
 
     try:
-        answer = httpx.post(
-            f"{url.rstrip('/')}{path}",
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-    except httpx.HTTPError as exc:
-        typer.echo(f"error: can't reach Keyhouse at {url}: {exc}", err=True)
-        raise typer.Exit(1) from None
-    try:
-        data = answer.json()
-    except ValueError:
-        data = {"detailMessage": answer.text}
-    if answer.status_code >= 400:
-        typer.echo(f"error: {data.get('detailMessage', answer.text)}", err=True)
-        raise typer.Exit(4 if answer.status_code == 401 else 1)
-    return data
+        with Client(token=token, base_url=url) as client:
+            yield client
+    except AuthError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(EXIT_AUTH) from None
+    except KeyhouseClientError as exc:
+        typer.echo(f"error: {getattr(exc, 'message', None) or exc}", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
 
 
-def _set_online(lock: int, online: bool, url: str, token: str) -> None:
-    state = _call(url, token, f"/emulator/smartlock/{lock}", {"online": online})
-    word = "online" if state["online"] else "offline"
-    typer.echo(f"smartlock {lock} is {word}; {state['pendingOperations']} change(s) queued for it")
+def _set_online(lock: int, online: bool, url: str | None, token: str | None) -> None:
+    with _client(url, token) as client:
+        state = client.set_emulator(lock, online=online)
+    word = "online" if state.online else "offline"
+    typer.echo(f"smartlock {lock} is {word}; {state.pending_operations} change(s) queued for it")
+
+
+def _door(url: str | None, token: str | None, attempt: Callable[[Client], Any]) -> None:
+    with _client(url, token) as client:
+        result = attempt(client)
+    typer.echo(f"{'opened' if result.opened else 'refused'}: {result.reason}")
+    if not result.opened:
+        raise typer.Exit(EXIT_REFUSED)
 
 
 @sim_app.command()
-def online(
-    lock: Annotated[int, typer.Argument(help="The smartlockId")],
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = "",
-) -> None:
+def online(lock: LockArgument, url: UrlOption = None, token: TokenOption = None) -> None:
     """Bring a virtual lock online: its queued changes apply, in order."""
     _set_online(lock, True, url, token)
 
 
 @sim_app.command()
-def offline(
-    lock: Annotated[int, typer.Argument(help="The smartlockId")],
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = "",
-) -> None:
+def offline(lock: LockArgument, url: UrlOption = None, token: TokenOption = None) -> None:
     """Take a virtual lock offline: changes queue until it is back."""
     _set_online(lock, False, url, token)
 
 
-def _door(result: dict[str, Any]) -> None:
-    typer.echo(f"{'opened' if result['opened'] else 'refused'}: {result['reason']}")
-    if not result["opened"]:
-        raise typer.Exit(3)
-
-
 @sim_app.command()
 def keypad(
-    lock: Annotated[int, typer.Argument(help="The smartlockId")],
+    lock: LockArgument,
     code: Annotated[int, typer.Argument(help="The 6-digit code typed")],
-    at: Annotated[str | None, typer.Option(help="When, RFC 3339 (default now)")] = None,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = "",
+    at: AtOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Type a code on the lock's keypad. Exit code 0 opened, 3 refused."""
-    body: dict[str, Any] = {"code": code}
-    if at:
-        body["at"] = at
-    _door(_call(url, token, f"/emulator/smartlock/{lock}/keypad", body))
+    _door(url, token, lambda client: client.keypad(lock, code, at=at))
 
 
 @sim_app.command()
 def app(
-    lock: Annotated[int, typer.Argument(help="The smartlockId")],
+    lock: LockArgument,
     key: Annotated[int, typer.Argument(help="The key's slot on the lock (its authId)")],
-    at: Annotated[str | None, typer.Option(help="When, RFC 3339 (default now)")] = None,
+    at: AtOption = None,
     action: Annotated[int, typer.Option(help="1 unlock, 2 lock, 3 unlatch")] = 1,
     remote: Annotated[bool, typer.Option("--remote", help="Use it remotely")] = False,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = "",
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Use an app key at the door (or --remote). Exit code 0 opened, 3 refused."""
-    body: dict[str, Any] = {"authId": key, "action": action, "remote": remote}
-    if at:
-        body["at"] = at
-    _door(_call(url, token, f"/emulator/smartlock/{lock}/app", body))
+    _door(url, token, lambda client: client.app_key(lock, key, action=action, remote=remote, at=at))
 
 
 @sim_app.command()
-def button(
-    lock: Annotated[int, typer.Argument(help="The smartlockId")],
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = "",
-) -> None:
+def button(lock: LockArgument, url: UrlOption = None, token: TokenOption = None) -> None:
     """Press the lock's button."""
-    result = _call(url, token, f"/emulator/smartlock/{lock}/button")
-    typer.echo(result["reason"])
+    with _client(url, token) as client:
+        typer.echo(client.button(lock).reason)

@@ -1,0 +1,732 @@
+"""The synchronous SDK client, and the request logic it shares with the async one.
+
+Every method is written once, as a generator of *steps* (:class:`Call` = one HTTP request,
+:class:`Sleep` = a pause) in :class:`Operations`; :class:`Client` runs the steps with
+``httpx.Client`` and ``time.sleep``, :class:`~keyhouse.client.aio.AsyncClient` with
+``httpx.AsyncClient`` and ``asyncio.sleep``. Request bodies are built from the request models
+of :mod:`keyhouse.schemas` (the server's own definitions), answers validated into its
+response models.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+import httpx
+from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
+
+from keyhouse import __version__
+from keyhouse.client.config import load_profile
+from keyhouse.client.errors import (
+    ConnectionFailed,
+    KeyhouseAPIError,
+    KeyhouseClientError,
+    NotFound,
+    SyncFailed,
+    WaitTimeout,
+    error_from_response,
+    retry_after_seconds,
+)
+from keyhouse.schemas.account_user import AccountUser, AccountUserCreate, AccountUserUpdate
+from keyhouse.schemas.auth import (
+    SmartlockAuth,
+    SmartlockAuthCreate,
+    SmartlockAuthMultiUpdate,
+    SmartlockAuthUpdate,
+    SmartlocksAuthCreate,
+)
+from keyhouse.schemas.log import (
+    AppKeyUse,
+    DoorDecision,
+    EmulatorLock,
+    EmulatorLockUpdate,
+    KeypadEntry,
+    SmartlockAction,
+    SmartlockLog,
+)
+from keyhouse.schemas.smartlock import Smartlock
+
+__all__ = [
+    "DEFAULT_URL",
+    "Call",
+    "Client",
+    "Operations",
+    "RetryPolicy",
+    "Sleep",
+    "resolve_settings",
+]
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+TOKEN_ENVS = ("KEYHOUSE_TOKEN", "NUKI_API_TOKEN")
+URL_ENVS = ("KEYHOUSE_URL", "NUKI_API_URL")
+PROFILE_ENV = "KEYHOUSE_PROFILE"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WAITING_STATES = frozenset({"pending", "deleting"})
+USER_AGENT = f"keyhouse-sdk/{__version__}"
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+Steps = Generator["Call | Sleep", Any, T]
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def resolve_settings(
+    token: str | None = None, base_url: str | None = None, profile: str | None = None
+) -> tuple[str, str]:
+    """Token and base URL: the arguments, else the environment, else the config file profile.
+
+    Environment: ``KEYHOUSE_TOKEN`` / ``NUKI_API_TOKEN`` and ``KEYHOUSE_URL`` /
+    ``NUKI_API_URL``; the profile is ``profile``, else ``$KEYHOUSE_PROFILE``, else the file's
+    default. The URL defaults to ``http://127.0.0.1:8080``; a missing token is an error.
+    """
+    token = token or next((os.environ[e] for e in TOKEN_ENVS if os.environ.get(e)), None)
+    base_url = base_url or next((os.environ[e] for e in URL_ENVS if os.environ.get(e)), None)
+    if token is None or base_url is None:
+        found = load_profile(profile or os.environ.get(PROFILE_ENV) or None)
+        if found is not None:
+            token = token or found.token
+            base_url = base_url or found.url
+    if not token:
+        raise KeyhouseClientError(
+            "no API token: pass token=…, set KEYHOUSE_TOKEN (or NUKI_API_TOKEN), or save a "
+            "profile in the config file (keyhouse.client.config.save_profile)"
+        )
+    return token, (base_url or DEFAULT_URL).rstrip("/")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries with jittered exponential backoff.
+
+    GET (and HEAD/OPTIONS) is retried on connection errors, 5xx and 429; any method is retried
+    on 429, after ``Retry-After`` seconds if given (up to ``max_retry_after``). Nothing else is
+    ever retried: a PUT/POST/DELETE that may have reached the server is not sent twice.
+    """
+
+    max_retries: int = 3
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_retry_after: float = 60.0
+
+    def backoff_for(self, attempt: int) -> float:
+        """The pause before retry number ``attempt + 1`` (full jitter in [50 %, 100 %])."""
+        ceiling = min(self.max_backoff, self.backoff * (2**attempt))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def after_response(self, method: str, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying this answer, or None to not retry."""
+        if attempt >= self.max_retries:
+            return None
+        status = response.status_code
+        if status == 429 or (status >= 500 and method in SAFE_METHODS):
+            wait = retry_after_seconds(response)
+            if wait is None:
+                return self.backoff_for(attempt)
+            return wait if wait <= self.max_retry_after else None
+        return None
+
+    def after_transport_error(self, method: str, attempt: int) -> float | None:
+        """Seconds to wait before retrying after a connection error, or None."""
+        if method in SAFE_METHODS and attempt < self.max_retries:
+            return self.backoff_for(attempt)
+        return None
+
+
+# --- steps ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request; the runner sends back the JSON answer (None for an empty 2xx)."""
+
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    json: Any = None
+    has_body: bool = False
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """A pause of ``seconds``."""
+
+    seconds: float
+
+
+def answer_of(response: httpx.Response) -> Any:
+    """The JSON of a 2xx answer (None if empty), or the typed error for any other."""
+    if not 200 <= response.status_code < 300:
+        raise error_from_response(response)
+    if response.status_code == 204 or not response.content:
+        return None
+    return response.json()
+
+
+def http_request_args(call: Call) -> dict[str, Any]:
+    """Keyword arguments for ``httpx.Client.request`` / ``AsyncClient.request``."""
+    args: dict[str, Any] = {"method": call.method, "url": call.path}
+    if call.params:
+        args["params"] = {k: v for k, v in call.params.items() if v is not None}
+    if call.has_body:
+        args["json"] = call.json
+    return args
+
+
+# --- building bodies --------------------------------------------------------------------------
+
+
+def _wire_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"{value.isoformat()} has no time zone: pass an aware datetime "
+                "(e.g. datetime(2026, 12, 1, 8, tzinfo=UTC))"
+            )
+        return value.astimezone(UTC)
+    return value
+
+
+def _camel(name: str) -> str:
+    return to_camel(name) if "_" in name else name
+
+
+def build_body(model: type[BaseModel], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``fields`` (snake_case or camelCase) with ``model`` and dump the JSON body.
+
+    Only the fields given are sent (an explicit None is sent as null: it clears the field on
+    Keyhouse); dates are sent as RFC 3339 UTC instants (``…Z``). Invalid input raises
+    ``pydantic.ValidationError`` before anything is sent.
+    """
+    data = {_camel(k): _wire_value(v) for k, v in fields.items()}
+    body = model.model_validate(data).model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return body
+
+
+def query_value(value: Any) -> Any:
+    """A query parameter: datetimes as RFC 3339 UTC (``…Z``), lists comma-separated."""
+    if isinstance(value, datetime):
+        instant = _wire_value(value)
+        return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z"
+    if isinstance(value, list | tuple | set | frozenset):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _models(model: type[M], data: Any) -> list[M]:
+    return [model.model_validate(item) for item in data or []]
+
+
+def _pick_created(
+    new: list[SmartlockAuth], body: Mapping[str, Any], smartlock_id: int
+) -> SmartlockAuth:
+    """The key just created among the keys that appeared on a lock since the first listing."""
+    found = [k for k in new if k.smartlock_id == smartlock_id]
+    if len(found) > 1:  # someone else created keys at the same time: match what we sent
+        same = [
+            k
+            for k in found
+            if k.name == body.get("name")
+            and k.type == body.get("type", 0)
+            and k.account_user_id == body.get("accountUserId")
+            and k.code == body.get("code")
+        ]
+        found = same or found
+        found.sort(key=lambda k: (k.creation_date or datetime.min.replace(tzinfo=UTC), k.id))
+        found = found[-1:]
+    if not found:
+        raise KeyhouseClientError(
+            f"the server accepted the key but it is not listed on lock {smartlock_id}"
+        )
+    return found[0]
+
+
+# --- the operations, written once -------------------------------------------------------------
+
+
+class Operations:
+    """Every endpoint as a generator of :class:`Call`/:class:`Sleep` steps (shared logic)."""
+
+    # Smartlocks and actions
+
+    def list_smartlocks(self, auth_id: int | None, type: int | None) -> Steps[list[Smartlock]]:
+        data = yield Call("GET", "/smartlock", {"authId": auth_id, "type": type})
+        return _models(Smartlock, data)
+
+    def get_smartlock(self, smartlock_id: int) -> Steps[Smartlock]:
+        data = yield Call("GET", f"/smartlock/{smartlock_id}")
+        return Smartlock.model_validate(data)
+
+    def lock_action(self, smartlock_id: int, action: int, option: int) -> Steps[None]:
+        body = build_body(SmartlockAction, {"action": action, "option": option})
+        yield Call("POST", f"/smartlock/{smartlock_id}/action", json=body, has_body=True)
+
+    def simple_post(self, path: str) -> Steps[None]:
+        yield Call("POST", path)
+
+    # Account users
+
+    def list_users(
+        self, email: str | None, offset: int | None, limit: int | None
+    ) -> Steps[list[AccountUser]]:
+        params = {"email": email, "offset": offset, "limit": limit}
+        data = yield Call("GET", "/account/user", params)
+        return _models(AccountUser, data)
+
+    def create_user(self, fields: Mapping[str, Any]) -> Steps[AccountUser]:
+        body = build_body(AccountUserCreate, fields)
+        data = yield Call("PUT", "/account/user", json=body, has_body=True)
+        return AccountUser.model_validate(data)
+
+    def get_user(self, account_user_id: int) -> Steps[AccountUser]:
+        data = yield Call("GET", f"/account/user/{account_user_id}")
+        return AccountUser.model_validate(data)
+
+    def update_user(self, account_user_id: int, fields: Mapping[str, Any]) -> Steps[AccountUser]:
+        body = build_body(AccountUserUpdate, fields)
+        data = yield Call("POST", f"/account/user/{account_user_id}", json=body, has_body=True)
+        if data is None:  # a server answering 204: read the user back
+            data = yield Call("GET", f"/account/user/{account_user_id}")
+        return AccountUser.model_validate(data)
+
+    def delete_user(self, account_user_id: int) -> Steps[None]:
+        yield Call("DELETE", f"/account/user/{account_user_id}")
+
+    # Keys
+
+    def list_keys(
+        self,
+        smartlock_id: int | None,
+        types: Iterable[int] | int | None,
+        account_user_id: int | None,
+    ) -> Steps[list[SmartlockAuth]]:
+        if isinstance(types, int):
+            types = [types]
+        type_list = query_value(list(types)) if types is not None else None
+        if smartlock_id is None:
+            params = {"types": type_list, "accountUserId": account_user_id}
+            data = yield Call("GET", "/smartlock/auth", params)
+            return _models(SmartlockAuth, data)
+        data = yield Call("GET", f"/smartlock/{smartlock_id}/auth", {"types": type_list})
+        keys = _models(SmartlockAuth, data)
+        # The per-lock path has no accountUserId filter in the spec: filter here, as Nuki's
+        # account-wide path does (positive: that user; negative: keys without a user).
+        if account_user_id is not None and account_user_id > 0:
+            keys = [k for k in keys if k.account_user_id == account_user_id]
+        elif account_user_id is not None and account_user_id < 0:
+            keys = [k for k in keys if k.account_user_id is None]
+        return keys
+
+    def get_key(self, smartlock_id: int, key_id: str) -> Steps[SmartlockAuth]:
+        data = yield Call("GET", f"/smartlock/{smartlock_id}/auth/{key_id}")
+        return SmartlockAuth.model_validate(data)
+
+    def _key_ids(self, smartlock_id: int | None) -> Steps[set[str]]:
+        path = "/smartlock/auth" if smartlock_id is None else f"/smartlock/{smartlock_id}/auth"
+        data = yield Call("GET", path)
+        return {item["id"] for item in data or []}
+
+    def create_key(
+        self, smartlock_id: int | Sequence[int], fields: Mapping[str, Any]
+    ) -> Steps[SmartlockAuth | list[SmartlockAuth]]:
+        if isinstance(smartlock_id, int):
+            body = build_body(SmartlockAuthCreate, fields)
+            before = yield from self._key_ids(smartlock_id)
+            yield Call("PUT", f"/smartlock/{smartlock_id}/auth", json=body, has_body=True)
+            after = yield from self.list_keys(smartlock_id, None, None)
+            return _pick_created([k for k in after if k.id not in before], body, smartlock_id)
+        lock_ids = list(smartlock_id)
+        body = build_body(SmartlocksAuthCreate, {**fields, "smartlockIds": lock_ids})
+        before = yield from self._key_ids(None)
+        yield Call("PUT", "/smartlock/auth", json=body, has_body=True)
+        after = yield from self.list_keys(None, None, None)
+        new = [k for k in after if k.id not in before]
+        return [_pick_created(new, body, lock) for lock in lock_ids]
+
+    def update_key(self, smartlock_id: int, key_id: str, fields: Mapping[str, Any]) -> Steps[None]:
+        body = build_body(SmartlockAuthUpdate, fields)
+        if "name" not in body:
+            # The official SmartlockAuthUpdate requires name: send the current one.
+            current = yield from self.get_key(smartlock_id, key_id)
+            body = {"name": current.name, **body}
+        path = f"/smartlock/{smartlock_id}/auth/{key_id}"
+        yield Call("POST", path, json=body, has_body=True)
+
+    def update_keys(self, updates: Sequence[Mapping[str, Any]]) -> Steps[None]:
+        bodies = [build_body(SmartlockAuthMultiUpdate, update) for update in updates]
+        if any("name" not in body for body in bodies):
+            # The official SmartlockAuthMultiUpdate requires name: send the current ones.
+            data = yield Call("GET", "/smartlock/auth")
+            names = {item["id"]: item.get("name") for item in data or []}
+            bodies = [
+                body
+                if "name" in body or names.get(body["id"]) is None
+                else {"id": body["id"], "name": names[body["id"]], **body}
+                for body in bodies
+            ]
+        yield Call("POST", "/smartlock/auth", json=bodies, has_body=True)
+
+    def delete_key(self, smartlock_id: int, key_id: str) -> Steps[None]:
+        yield Call("DELETE", f"/smartlock/{smartlock_id}/auth/{key_id}")
+
+    def delete_keys(self, key_ids: Sequence[str]) -> Steps[None]:
+        yield Call("DELETE", "/smartlock/auth", json=list(key_ids), has_body=True)
+
+    def wait_for_key(self, smartlock_id: int, key_id: str, timeout: float) -> Steps[SmartlockAuth]:
+        deadline = time.monotonic() + timeout
+        delay = 0.2
+        while True:
+            key = yield from self.get_key(smartlock_id, key_id)
+            if key.sync_state == "failed":
+                raise SyncFailed(key, key.error)
+            if key.sync_state not in WAITING_STATES:
+                return key
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(
+                    f"key {key_id} on lock {smartlock_id} is still {key.sync_state} after "
+                    f"{timeout}s (is the lock offline?)",
+                    key,
+                )
+            yield Sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)
+
+    def wait_until_deleted(self, smartlock_id: int, key_id: str, timeout: float) -> Steps[None]:
+        deadline = time.monotonic() + timeout
+        delay = 0.2
+        while True:
+            try:
+                key = yield from self.get_key(smartlock_id, key_id)
+            except NotFound:
+                return None
+            if key.sync_state == "failed":
+                raise SyncFailed(key, key.error)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(
+                    f"key {key_id} on lock {smartlock_id} still exists after {timeout}s "
+                    f"(syncState {key.sync_state})",
+                    key,
+                )
+            yield Sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)
+
+    # Logs
+
+    def logs(
+        self, smartlock_id: int | None, filters: Mapping[str, Any]
+    ) -> Steps[list[SmartlockLog]]:
+        params = {_camel(k): query_value(v) for k, v in filters.items()}
+        path = "/smartlock/log" if smartlock_id is None else f"/smartlock/{smartlock_id}/log"
+        data = yield Call("GET", path, params)
+        return _models(SmartlockLog, data)
+
+    # Emulator (Keyhouse only)
+
+    def emulator_state(self, smartlock_id: int) -> Steps[EmulatorLock]:
+        data = yield Call("GET", f"/emulator/smartlock/{smartlock_id}")
+        return EmulatorLock.model_validate(data)
+
+    def set_emulator(self, smartlock_id: int, fields: Mapping[str, Any]) -> Steps[EmulatorLock]:
+        body = build_body(EmulatorLockUpdate, fields)
+        data = yield Call("POST", f"/emulator/smartlock/{smartlock_id}", json=body, has_body=True)
+        return EmulatorLock.model_validate(data)
+
+    def door(
+        self, smartlock_id: int, what: str, model: type[BaseModel] | None, fields: Mapping[str, Any]
+    ) -> Steps[DoorDecision]:
+        path = f"/emulator/smartlock/{smartlock_id}/{what}"
+        if model is None:
+            data = yield Call("POST", path)
+        else:
+            body = build_body(model, fields)
+            data = yield Call("POST", path, json=body, has_body=True)
+        return DoorDecision.model_validate(data)
+
+
+OPS = Operations()
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The keyword arguments that were given (not None)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+# --- the synchronous client -------------------------------------------------------------------
+
+
+class Client:
+    """A client of the Nuki Web API as Keyhouse serves it (works with api.nuki.io too).
+
+    ``token`` and ``base_url`` default to the environment (``KEYHOUSE_TOKEN``/``KEYHOUSE_URL``,
+    or ``NUKI_API_TOKEN``/``NUKI_API_URL``), then to the config file's profile (``profile``,
+    else its default), then the URL to ``http://127.0.0.1:8080``. Use as a context manager,
+    or call :meth:`close`.
+
+    Key changes answer 204 and apply to the lock asynchronously: use :meth:`wait_for_key`.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        base_url: str | None = None,
+        *,
+        profile: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        retry_backoff: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.token, self.base_url = resolve_settings(token, base_url, profile)
+        self.retry = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+                **(headers or {}),
+            },
+            timeout=timeout,
+            transport=transport,
+        )
+
+    # plumbing
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _send(self, call: Call) -> Any:
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(**http_request_args(call))
+            except httpx.TransportError as exc:
+                wait = self.retry.after_transport_error(call.method, attempt)
+                if wait is None:
+                    raise ConnectionFailed(
+                        f"{call.method} {self.base_url}{call.path} failed: {exc}"
+                    ) from exc
+                time.sleep(wait)
+                attempt += 1
+                continue
+            wait = self.retry.after_response(call.method, response, attempt)
+            if wait is None:
+                return answer_of(response)
+            response.close()
+            time.sleep(wait)
+            attempt += 1
+
+    def _run(self, steps: Steps[T]) -> T:
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, Sleep):
+                    time.sleep(step.seconds)
+                    step = steps.send(None)
+                    continue
+                try:
+                    value = self._send(step)
+                except KeyhouseAPIError as error:
+                    step = steps.throw(error)
+                else:
+                    step = steps.send(value)
+        except StopIteration as stop:
+            return stop.value
+
+    # smartlocks
+
+    def list_smartlocks(
+        self, auth_id: int | None = None, type: int | None = None
+    ) -> list[Smartlock]:
+        """``GET /smartlock``: the account's locks (filters: ``authId``, ``type``)."""
+        return self._run(OPS.list_smartlocks(auth_id, type))
+
+    def get_smartlock(self, smartlock_id: int) -> Smartlock:
+        """``GET /smartlock/{id}``: one lock (NotFound if unknown)."""
+        return self._run(OPS.get_smartlock(smartlock_id))
+
+    def lock_action(self, smartlock_id: int, action: int, option: int = 0) -> None:
+        """``POST /smartlock/{id}/action``: 1 unlock, 2 lock, 3 unlatch, 4 lock 'n' go …"""
+        return self._run(OPS.lock_action(smartlock_id, action, option))
+
+    def lock(self, smartlock_id: int) -> None:
+        """``POST /smartlock/{id}/action/lock``."""
+        return self._run(OPS.simple_post(f"/smartlock/{smartlock_id}/action/lock"))
+
+    def unlock(self, smartlock_id: int) -> None:
+        """``POST /smartlock/{id}/action/unlock``."""
+        return self._run(OPS.simple_post(f"/smartlock/{smartlock_id}/action/unlock"))
+
+    def sync(self, smartlock_id: int) -> None:
+        """``POST /smartlock/{id}/sync``: make the lock's keys match the server's."""
+        return self._run(OPS.simple_post(f"/smartlock/{smartlock_id}/sync"))
+
+    # account users
+
+    def list_users(
+        self, email: str | None = None, offset: int | None = None, limit: int | None = None
+    ) -> list[AccountUser]:
+        """``GET /account/user``: the account users (filter by e-mail; paging)."""
+        return self._run(OPS.list_users(email, offset, limit))
+
+    def create_user(
+        self, email: str, name: str, language: str | None = None, type: int | None = None
+    ) -> AccountUser:
+        """``PUT /account/user``: a new account user (Conflict if the e-mail exists)."""
+        fields = {"email": email, "name": name, **_given(language=language, type=type)}
+        return self._run(OPS.create_user(fields))
+
+    def get_user(self, account_user_id: int) -> AccountUser:
+        """``GET /account/user/{id}``."""
+        return self._run(OPS.get_user(account_user_id))
+
+    def update_user(self, account_user_id: int, **fields: Any) -> AccountUser:
+        """``POST /account/user/{id}``: change only the fields given (email, name, language)."""
+        return self._run(OPS.update_user(account_user_id, fields))
+
+    def delete_user(self, account_user_id: int) -> None:
+        """``DELETE /account/user/{id}``: also removes the user's keys (asynchronously)."""
+        return self._run(OPS.delete_user(account_user_id))
+
+    # keys
+
+    def list_keys(
+        self,
+        smartlock_id: int | None = None,
+        types: Iterable[int] | int | None = None,
+        account_user_id: int | None = None,
+    ) -> list[SmartlockAuth]:
+        """Keys of one lock (``GET /smartlock/{id}/auth``) or all (``GET /smartlock/auth``).
+
+        ``types`` e.g. ``[0, 13]``; ``account_user_id`` > 0 for that user's keys, < 0 for keys
+        without a user.
+        """
+        return self._run(OPS.list_keys(smartlock_id, types, account_user_id))
+
+    def get_key(self, smartlock_id: int, key_id: str) -> SmartlockAuth:
+        """``GET /smartlock/{id}/auth/{keyId}``."""
+        return self._run(OPS.get_key(smartlock_id, key_id))
+
+    @overload
+    def create_key(self, smartlock_id: int, **fields: Any) -> SmartlockAuth: ...
+
+    @overload
+    def create_key(self, smartlock_id: Sequence[int], **fields: Any) -> list[SmartlockAuth]: ...
+
+    def create_key(
+        self, smartlock_id: int | Sequence[int], **fields: Any
+    ) -> SmartlockAuth | list[SmartlockAuth]:
+        """Create a key (``PUT /smartlock/{id}/auth``; for a list of locks ``PUT /smartlock/auth``).
+
+        ``fields`` are those of ``SmartlockAuthCreate`` in snake_case or camelCase (``name``,
+        ``remote_allowed``, ``account_user_id``, ``type``, ``code``, ``allowed_from_date`` …).
+        The API answers 204 without the key, so the new key is found by listing the lock(s)
+        before and after the request: exact when one client creates keys at a time (if others
+        create keys concurrently, the newest new key matching name, type, user and code is
+        taken). Returns the key, or one key per lock (in the order given) for a list.
+        """
+        return self._run(OPS.create_key(smartlock_id, fields))
+
+    def update_key(self, smartlock_id: int, key_id: str, **fields: Any) -> None:
+        """``POST /smartlock/{id}/auth/{keyId}``: change only the fields given.
+
+        An explicit None clears a field (Keyhouse). The official ``SmartlockAuthUpdate``
+        requires ``name``, so without ``name`` the key's current name is read first (one GET)
+        and sent along, which keeps api.nuki.io from refusing the request.
+        """
+        return self._run(OPS.update_key(smartlock_id, key_id, fields))
+
+    def update_keys(self, updates: Sequence[Mapping[str, Any]]) -> None:
+        """``POST /smartlock/auth``: several partial updates, each naming its key by ``id``.
+
+        Updates without ``name`` get the key's current name (one ``GET /smartlock/auth``).
+        """
+        return self._run(OPS.update_keys(updates))
+
+    def delete_key(self, smartlock_id: int, key_id: str) -> None:
+        """``DELETE /smartlock/{id}/auth/{keyId}`` (the key shows ``deleting`` until gone)."""
+        return self._run(OPS.delete_key(smartlock_id, key_id))
+
+    def delete_keys(self, key_ids: Sequence[str]) -> None:
+        """``DELETE /smartlock/auth`` with the keys' ids."""
+        return self._run(OPS.delete_keys(key_ids))
+
+    def wait_for_key(self, smartlock_id: int, key_id: str, timeout: float = 30) -> SmartlockAuth:
+        """Poll the key (0.2 s doubling to 2 s) until its change is applied; return it.
+
+        Raises SyncFailed (with the lock's ``error``) if the lock refused it, WaitTimeout after
+        ``timeout`` seconds.
+        """
+        return self._run(OPS.wait_for_key(smartlock_id, key_id, timeout))
+
+    def wait_until_deleted(self, smartlock_id: int, key_id: str, timeout: float = 30) -> None:
+        """Poll the key until it is gone (404); SyncFailed if the lock refused, else WaitTimeout."""
+        return self._run(OPS.wait_until_deleted(smartlock_id, key_id, timeout))
+
+    # logs
+
+    def logs(self, smartlock_id: int | None = None, **filters: Any) -> list[SmartlockLog]:
+        """``GET /smartlock/{id}/log`` or ``/smartlock/log``, newest first.
+
+        Filters: ``auth_id`` (the key's id), ``account_user_id``, ``from_date``, ``to_date``
+        (datetimes or RFC 3339 strings), ``action``, ``id`` (older than), ``limit``.
+        """
+        return self._run(OPS.logs(smartlock_id, filters))
+
+    # emulator (Keyhouse's virtual locks, scope "emulator")
+
+    def emulator_state(self, smartlock_id: int) -> EmulatorLock:
+        """``GET /emulator/smartlock/{id}``: the virtual lock's state."""
+        return self._run(OPS.emulator_state(smartlock_id))
+
+    def set_emulator(self, smartlock_id: int, **fields: Any) -> EmulatorLock:
+        """``POST /emulator/smartlock/{id}``: online, latency_ms, fault (None clears it)."""
+        return self._run(OPS.set_emulator(smartlock_id, fields))
+
+    def keypad(
+        self, smartlock_id: int, code: int, at: datetime | str | None = None
+    ) -> DoorDecision:
+        """Type ``code`` on the virtual lock's keypad (at ``at``, default now)."""
+        fields = {"code": code, **_given(at=at)}
+        return self._run(OPS.door(smartlock_id, "keypad", KeypadEntry, fields))
+
+    def app_key(
+        self,
+        smartlock_id: int,
+        auth_id: int,
+        action: int = 1,
+        remote: bool = False,
+        at: datetime | str | None = None,
+    ) -> DoorDecision:
+        """Use the app key in slot ``auth_id`` on the virtual lock."""
+        fields = {"authId": auth_id, "action": action, "remote": remote, **_given(at=at)}
+        return self._run(OPS.door(smartlock_id, "app", AppKeyUse, fields))
+
+    def button(self, smartlock_id: int) -> DoorDecision:
+        """Press the virtual lock's button."""
+        return self._run(OPS.door(smartlock_id, "button", None, {}))
