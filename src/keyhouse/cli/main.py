@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from keyhouse.cli import commands, invite
+from keyhouse.cli.common import Profile
 from keyhouse.cli.sim import sim_app
 
 if TYPE_CHECKING:
@@ -26,6 +28,8 @@ admin_app.add_typer(token_app, name="token")
 admin_app.add_typer(lock_app, name="lock")
 app.add_typer(admin_app, name="admin")
 app.add_typer(sim_app, name="sim")
+commands.register(app)
+invite.register(app)
 
 
 class State:
@@ -42,6 +46,10 @@ def settings() -> Settings:
 
 @app.callback()
 def main(
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="The saved server profile to use (see 'keyhouse login')"),
+    ] = None,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -52,6 +60,7 @@ def main(
     ] = None,
 ) -> None:
     State.data = data
+    Profile.name = profile
 
 
 def _fail(message: str, code: int = 1) -> None:

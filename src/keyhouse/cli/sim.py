@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from keyhouse.cli.common import EXIT_REFUSED, TokenOption, UrlOption, api
 
 if TYPE_CHECKING:
     from keyhouse.client import Client
@@ -16,44 +17,19 @@ sim_app = typer.Typer(
     no_args_is_help=True,
 )
 
-UrlOption = Annotated[
-    str | None,
-    typer.Option("--url", help="The server's base URL (else KEYHOUSE_URL, else the profile)"),
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option("--token", help="A token with the scope 'emulator' (else KEYHOUSE_TOKEN)"),
-]
 LockArgument = Annotated[int, typer.Argument(help="The smartlockId")]
 AtOption = Annotated[str | None, typer.Option(help="When, RFC 3339 (default now)")]
-EXIT_ERROR, EXIT_REFUSED, EXIT_AUTH = 1, 3, 4
-
-
-@contextmanager
-def _client(url: str | None, token: str | None) -> Iterator[Client]:
-    """An SDK client; API errors end the command with one sentence and an exit code."""
-    from keyhouse.client import AuthError, Client, KeyhouseClientError
-
-    try:
-        with Client(token=token, base_url=url) as client:
-            yield client
-    except AuthError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(EXIT_AUTH) from None
-    except KeyhouseClientError as exc:
-        typer.echo(f"error: {getattr(exc, 'message', None) or exc}", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
 
 
 def _set_online(lock: int, online: bool, url: str | None, token: str | None) -> None:
-    with _client(url, token) as client:
+    with api(url, token) as client:
         state = client.set_emulator(lock, online=online)
     word = "online" if state.online else "offline"
     typer.echo(f"smartlock {lock} is {word}; {state.pending_operations} change(s) queued for it")
 
 
 def _door(url: str | None, token: str | None, attempt: Callable[[Client], Any]) -> None:
-    with _client(url, token) as client:
+    with api(url, token) as client:
         result = attempt(client)
     typer.echo(f"{'opened' if result.opened else 'refused'}: {result.reason}")
     if not result.opened:
@@ -101,5 +77,5 @@ def app(
 @sim_app.command()
 def button(lock: LockArgument, url: UrlOption = None, token: TokenOption = None) -> None:
     """Press the lock's button."""
-    with _client(url, token) as client:
+    with api(url, token) as client:
         typer.echo(client.button(lock).reason)

@@ -1,0 +1,122 @@
+"""What the client commands share: the SDK client, one-sentence errors and exit codes, output as
+Rich tables or JSON, and naming locks, users and keys by name as well as by id."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from keyhouse.client import AccountUser, Client, Smartlock, SmartlockAuth
+
+EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_REFUSED, EXIT_AUTH = 0, 1, 2, 3, 4
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="The server's base URL (else KEYHOUSE_URL, else the profile)"),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", help="An API token (else KEYHOUSE_TOKEN, else the profile)"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
+
+
+class Profile:
+    """The --profile given to `keyhouse` (None: KEYHOUSE_PROFILE or the file's default)."""
+
+    name: str | None = None
+
+
+def fail(message: str, code: int = EXIT_API) -> NoReturn:
+    """End the command with one sentence on stderr."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def api(url: str | None = None, token: str | None = None) -> Iterator[Client]:
+    """An SDK client; an API error ends the command with its message and exit code."""
+    from keyhouse.client import AuthError, Client, KeyhouseAPIError, KeyhouseClientError
+
+    try:
+        with Client(token=token, base_url=url, profile=Profile.name) as client:
+            yield client
+    except AuthError as exc:
+        fail(f"{exc.message} (log in with 'keyhouse login --url URL --token TOKEN')", EXIT_AUTH)
+    except KeyhouseAPIError as exc:
+        fail(exc.message)
+    except KeyhouseClientError as exc:
+        message = str(exc)
+        fail(message, EXIT_AUTH if message.startswith("no API token") else EXIT_API)
+
+
+def emit(rows: Sequence[Any], columns: Sequence[tuple[str, str]], as_json: bool) -> None:
+    """Print shapes (pydantic models) as a table of ``(title, attribute)`` columns, or JSON."""
+    if as_json:
+        data = [row.model_dump(mode="json", by_alias=True, exclude_none=True) for row in rows]
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    for title, _attribute in columns:
+        table.add_column(title)
+    for row in rows:
+        table.add_row(*(_cell(getattr(row, attribute, None)) for _title, attribute in columns))
+    Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def _one(found: list[Any], what: str, text: str, listing: str) -> Any:
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        fail(f"no {what} {text!r}: list them with '{listing}'", EXIT_USAGE)
+    fail(f"{len(found)} {what}s are called {text!r}: name it by its id", EXIT_USAGE)
+
+
+def find_lock(client: Client, text: str) -> Smartlock:
+    """A lock by smartlockId or by name (case-insensitive)."""
+    locks = client.list_smartlocks()
+    if text.isdigit():
+        by_id = [lock for lock in locks if lock.smartlock_id == int(text)]
+        if by_id:
+            return by_id[0]
+    return _one(
+        [lock for lock in locks if lock.name.lower() == text.lower()],
+        "lock",
+        text,
+        "keyhouse locks",
+    )
+
+
+def find_user(client: Client, text: str) -> AccountUser:
+    """A user by accountUserId or e-mail."""
+    if text.isdigit():
+        return client.get_user(int(text))
+    return _one(client.list_users(email=text), "user", text, "keyhouse users")
+
+
+def find_key(client: Client, lock: Smartlock, text: str) -> SmartlockAuth:
+    """A key on ``lock`` by its id or its name."""
+    keys = client.list_keys(lock.smartlock_id)
+    by_id = [key for key in keys if key.id == text]
+    if by_id:
+        return by_id[0]
+    named = [key for key in keys if key.name.lower() == text.lower()]
+    return _one(named, "key", text, f"keyhouse keys --lock {lock.smartlock_id}")
