@@ -11,6 +11,7 @@ Prints wrk's summary and the body size; record the figures in docs/benchmarks.md
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import socket
@@ -40,8 +41,10 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk")
     data = Path(tempfile.mkdtemp(prefix="keyhouse-bench-"))
     port = free_port()
+    env = {**os.environ, "KEYHOUSE_CONFIG": str(data / "config.toml")}  # keep the user's alone
     server = subprocess.Popen(
         [sys.executable, "-m", "keyhouse", "--data", str(data), "serve", "--port", str(port)],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -81,8 +84,10 @@ def main() -> None:
                 answer.raise_for_status()
             create_seconds = time.perf_counter() - started
             body = client.get(f"/smartlock/{lock}/auth").content
-        print(f"created {args.keys} keys in {create_seconds:.2f} s "
-              f"({args.keys / create_seconds:.0f} keys/s, each confirmed by the virtual lock)")
+        print(
+            f"created {args.keys} keys in {create_seconds:.2f} s "
+            f"({args.keys / create_seconds:.0f} keys/s, each confirmed by the virtual lock)"
+        )
         print(f"GET /smartlock/{lock}/auth: {len(body)} bytes")
         result = subprocess.run(
             [

@@ -216,6 +216,10 @@ def start_server(
     port = free_port()
     env = {**os.environ, **(env_extra or {})}
     env.pop("KEYHOUSE_DATA", None)
+    # `serve` writes a `local` profile where none exists: never into the real config dir, nor
+    # into a config file the test process uses, unless the caller asks for it.
+    if "KEYHOUSE_CONFIG" not in (env_extra or {}):
+        env["KEYHOUSE_CONFIG"] = str(data.parent / f"{data.name}-config.toml")
     process = subprocess.Popen(
         [*keyhouse_command(), "--data", str(data), "serve", "--port", str(port)],
         stdout=subprocess.PIPE,

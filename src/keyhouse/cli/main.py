@@ -104,6 +104,11 @@ def serve(
         typer.echo("Your API token (shown once, keep it):")
         typer.echo(f"  {demo.token}")
         typer.echo(f"Try: curl -H 'Authorization: Bearer {demo.token}' {base}/smartlock")
+        from keyhouse.client.config import config_path, save_profile
+
+        if not config_path().exists():
+            saved = save_profile("local", base, demo.token)
+            typer.echo(f"Saved the demo token as profile 'local' in {saved}: try 'keyhouse locks'.")
     mail = config.smtp_url or f"files in {config.mail_dir}"
     typer.echo(f"Invite mail goes to: {mail}")
     typer.echo(f"Swagger UI: {base}/docs")

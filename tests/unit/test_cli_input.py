@@ -1,0 +1,81 @@
+"""The command line's parsers of key options: dates in the lock's zone, week days, windows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from keyhouse.rules.cli_input import parse_code, parse_date, parse_days, parse_time_window
+
+VIENNA = "Europe/Vienna"
+
+
+def test_from_date_is_local_midnight() -> None:
+    assert parse_date("2026-12-01", "--from", VIENNA) == datetime(2026, 11, 30, 23, tzinfo=UTC)
+
+
+def test_until_date_is_the_end_of_that_local_day() -> None:
+    got = parse_date("2027-01-31", "--until", VIENNA, end=True)
+    assert got == datetime(2027, 1, 31, 23, tzinfo=UTC)
+
+
+def test_until_date_in_summer_time() -> None:
+    got = parse_date("2026-07-31", "--until", VIENNA, end=True)
+    assert got == datetime(2026, 7, 31, 22, tzinfo=UTC)
+
+
+def test_date_time_without_zone_is_local_and_with_zone_is_kept() -> None:
+    assert parse_date("2026-12-01T08:00", "--from", VIENNA) == datetime(2026, 12, 1, 7, tzinfo=UTC)
+    assert parse_date("2026-12-01T08:00:00Z", "--from", VIENNA) == datetime(
+        2026, 12, 1, 8, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize("text", ["tomorrow", "2026-13-01", "01.12.2026", ""])
+def test_bad_dates_name_the_option(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^--until"):
+        parse_date(text, "--until", VIENNA, end=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "mask"),
+    [
+        ("mon-fri", 124),
+        ("sat,sun", 3),
+        ("mon,wed-fri", 64 + 16 + 8 + 4),
+        ("Mon", 64),
+        ("sun", 1),
+        ("mon-sun", 127),
+        ("monday, friday", 68),
+        ("tue-tue", 32),
+    ],
+)
+def test_days(text: str, mask: int) -> None:
+    assert parse_days(text) == mask
+
+
+@pytest.mark.parametrize("text", ["", "fri-mon", "mon,,tue", "funday", "mon-", "1-5"])
+def test_bad_days_name_the_option(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^--days"):
+        parse_days(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "window"),
+    [("08:00-18:00", (480, 1080)), ("8-18", (480, 1080)), ("00:00-24:00", (0, 1439))],
+)
+def test_time_window(text: str, window: tuple[int, int]) -> None:
+    assert parse_time_window(text) == window
+
+
+@pytest.mark.parametrize("text", ["08:00", "18:00-08:00", "08:00-08:00", "25:00-26:00", "a-b"])
+def test_bad_time_windows_name_the_option(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^--time"):
+        parse_time_window(text)
+
+
+def test_code() -> None:
+    assert parse_code("345678") == 345678
+    with pytest.raises(ValueError, match=r"^--code"):
+        parse_code("34a678")
