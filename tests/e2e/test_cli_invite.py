@@ -224,3 +224,35 @@ def test_bad_csv_exits_2(run, tmp_path: Path) -> None:
     assert done.stdout == ""
     missing = run("invite", "--csv", str(tmp_path / "nope.csv"))
     assert missing.returncode == 2 and "can't read" in missing.stderr
+
+
+def test_the_seed_workflow_end_to_end_through_the_cli(live_server: LiveServer, run) -> None:
+    """The seed's six curl calls as four commands: invite, edit, disable, remove (key, user)."""
+    lock = keypad_lock(live_server)
+    done = run(*INVITE)
+    assert done.returncode == 0, done.stderr
+    (key,) = get(live_server, f"/smartlock/{lock['smartlockId']}/auth")
+    assert key["syncState"] == "applied" and key["enabled"] is True
+
+    done = run("keys", "edit", "--lock", "Front Door", "Guest", "--name", "Guest (January)")
+    assert done.returncode == 0, done.stderr
+    (key,) = get(live_server, f"/smartlock/{lock['smartlockId']}/auth")
+    assert key["name"] == "Guest (January)"
+    assert (key["allowedWeekDays"], key["allowedFromTime"], key["allowedUntilTime"]) == (
+        124,
+        480,
+        1080,
+    )
+
+    done = run("keys", "disable", "--lock", "Front Door", "Guest (January)")
+    assert done.returncode == 0, done.stderr
+    (key,) = get(live_server, f"/smartlock/{lock['smartlockId']}/auth")
+    assert key["enabled"] is False
+
+    done = run("keys", "rm", "--lock", str(lock["smartlockId"]), key["id"])
+    assert done.returncode == 0, done.stderr
+    assert get(live_server, f"/smartlock/{lock['smartlockId']}/auth") == []
+
+    done = run("users", "rm", "guest@example.com")
+    assert done.returncode == 0, done.stderr
+    assert get(live_server, "/account/user", email="guest@example.com") == []
