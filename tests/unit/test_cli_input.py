@@ -79,3 +79,25 @@ def test_code() -> None:
     assert parse_code("345678") == 345678
     with pytest.raises(ValueError, match=r"^--code"):
         parse_code("34a678")
+
+
+def test_key_fields_maps_every_option_in_the_locks_time_zone() -> None:
+    from datetime import UTC, datetime
+
+    from keyhouse.rules.cli_input import key_fields
+
+    fields = key_fields(
+        "Europe/Vienna",
+        from_="2026-12-01",
+        until="2027-01-31",
+        days="mon-fri",
+        time_="08:00-18:00",
+    )
+    assert fields == {
+        "allowed_from_date": datetime(2026, 11, 30, 23, tzinfo=UTC),
+        "allowed_until_date": datetime(2027, 1, 31, 23, tzinfo=UTC),
+        "allowed_week_days": 124,
+        "allowed_from_time": 480,
+        "allowed_until_time": 1080,
+    }
+    assert key_fields("Europe/Vienna") == {}

@@ -20,6 +20,8 @@ from keyhouse.cli.common import (
     find_key,
     find_lock,
     find_user,
+    lock_timezone,
+    validity_of,
 )
 
 if TYPE_CHECKING:
@@ -135,26 +137,6 @@ def _row(**values: Any) -> Any:
     return SimpleNamespace(**values)
 
 
-def _timezone(lock: Smartlock) -> str:
-    return (lock.config.timezone if lock.config else None) or "UTC"
-
-
-def _window(key: SmartlockAuth, timezone: str) -> str:
-    from keyhouse.rules.windows import describe_validity
-
-    try:
-        return describe_validity(
-            allowed_from_date=key.allowed_from_date,
-            allowed_until_date=key.allowed_until_date,
-            allowed_week_days=key.allowed_week_days,
-            allowed_from_time=key.allowed_from_time,
-            allowed_until_time=key.allowed_until_time,
-            timezone=timezone,
-        )
-    except ValueError:
-        return ""
-
-
 def _show_keys(
     client: Client, keys: Iterable[SmartlockAuth], as_json: bool, locks: list[Smartlock] | None
 ) -> None:
@@ -177,7 +159,7 @@ def _show_keys(
                 if key.account_user_id
                 else "",
                 enabled=key.enabled,
-                window=_window(key, _timezone(lock) if lock else "UTC"),
+                window=validity_of(key, lock_timezone(lock) if lock else "UTC"),
                 sync=key.sync_state,
             )
         )
@@ -204,22 +186,9 @@ def _restrictions(
     days: str | None,
     time_: str | None,
 ) -> dict[str, Any]:
-    from keyhouse.rules.cli_input import parse_date, parse_days, parse_time_window
+    from keyhouse.rules.cli_input import key_fields
 
-    fields: dict[str, Any] = {}
-    if from_ is not None:
-        fields["allowed_from_date"] = _usage(lambda: parse_date(from_, "--from", timezone))
-    if until is not None:
-        fields["allowed_until_date"] = _usage(
-            lambda: parse_date(until, "--until", timezone, end=True)
-        )
-    if days is not None:
-        fields["allowed_week_days"] = _usage(lambda: parse_days(days))
-    if time_ is not None:
-        start, stop = _usage(lambda: parse_time_window(time_))
-        fields["allowed_from_time"] = start
-        fields["allowed_until_time"] = stop
-    return fields
+    return _usage(lambda: key_fields(timezone, from_=from_, until=until, days=days, time_=time_))
 
 
 def _code(code: str | None) -> int | None:
@@ -417,7 +386,7 @@ def keys_add(
     number = _code(code)
     with api(url, token) as client:
         found = find_lock(client, lock)
-        fields = _restrictions(_timezone(found), from_, until, days, time_)
+        fields = _restrictions(lock_timezone(found), from_, until, days, time_)
         fields.update(name=name, remote_allowed=remote)
         if number is not None:
             fields.update(type=13, code=number)
@@ -451,7 +420,7 @@ def keys_edit(
     number = _code(code)
     with api(url, token) as client:
         found = find_lock(client, lock)
-        fields = _restrictions(_timezone(found), from_, until, days, time_)
+        fields = _restrictions(lock_timezone(found), from_, until, days, time_)
         if name is not None:
             fields["name"] = name
         if number is not None:

@@ -120,3 +120,25 @@ def find_key(client: Client, lock: Smartlock, text: str) -> SmartlockAuth:
         return by_id[0]
     named = [key for key in keys if key.name.lower() == text.lower()]
     return _one(named, "key", text, f"keyhouse keys --lock {lock.smartlock_id}")
+
+
+def lock_timezone(lock: Smartlock) -> str:
+    """The lock's IANA time zone, in which dates without a zone and daily windows apply."""
+    return (lock.config.timezone if lock.config else None) or "UTC"
+
+
+def validity_of(key: SmartlockAuth, timezone: str) -> str:
+    """The key's restrictions in plain words, in the lock's time zone."""
+    from keyhouse.rules.windows import describe_validity
+
+    try:
+        return describe_validity(
+            allowed_from_date=key.allowed_from_date,
+            allowed_until_date=key.allowed_until_date,
+            allowed_week_days=key.allowed_week_days,
+            allowed_from_time=key.allowed_from_time,
+            allowed_until_time=key.allowed_until_time,
+            timezone=timezone,
+        )
+    except ValueError:
+        return f"(unknown time zone {timezone})"

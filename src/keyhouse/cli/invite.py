@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from keyhouse.cli.common import EXIT_API, EXIT_USAGE, TokenOption, UrlOption, api, fail, find_lock
+from keyhouse.cli.common import (
+    EXIT_API,
+    EXIT_USAGE,
+    TokenOption,
+    UrlOption,
+    api,
+    fail,
+    find_lock,
+    lock_timezone,
+    validity_of,
+)
 
 if TYPE_CHECKING:
     from keyhouse.client import AccountUser, Client, Smartlock, SmartlockAuth
@@ -44,10 +54,6 @@ class RowError(Exception):
 # --- the pieces of one invite -----------------------------------------------------------------
 
 
-def _timezone(lock: Smartlock) -> str:
-    return (lock.config.timezone if lock.config else None) or "UTC"
-
-
 def _parse_fields(
     timezone: str,
     from_: str | None,
@@ -57,18 +63,9 @@ def _parse_fields(
     code: str | None,
 ) -> dict[str, Any]:
     """Key fields from the option texts; a bad value raises ValueError (one sentence)."""
-    from keyhouse.rules.cli_input import parse_code, parse_date, parse_days, parse_time_window
+    from keyhouse.rules.cli_input import key_fields, parse_code
 
-    fields: dict[str, Any] = {}
-    if from_:
-        fields["allowed_from_date"] = parse_date(from_, "--from", timezone)
-    if until:
-        fields["allowed_until_date"] = parse_date(until, "--until", timezone, end=True)
-    if days:
-        fields["allowed_week_days"] = parse_days(days, "--days")
-    if time_:
-        start, stop = parse_time_window(time_, "--time")
-        fields["allowed_from_time"], fields["allowed_until_time"] = start, stop
+    fields = key_fields(timezone, from_=from_, until=until, days=days, time_=time_)
     if code:
         fields["type"] = 13
         fields["code"] = parse_code(code, "--code")
@@ -127,22 +124,6 @@ def _invite(
     return user, created, key
 
 
-def _validity(key: SmartlockAuth, timezone: str) -> str:
-    from keyhouse.rules.windows import describe_validity
-
-    try:
-        return describe_validity(
-            allowed_from_date=key.allowed_from_date,
-            allowed_until_date=key.allowed_until_date,
-            allowed_week_days=key.allowed_week_days,
-            allowed_from_time=key.allowed_from_time,
-            allowed_until_time=key.allowed_until_time,
-            timezone=timezone,
-        )
-    except ValueError:
-        return "(the lock's time zone is unknown)"
-
-
 # --- one guest --------------------------------------------------------------------------------
 
 
@@ -169,7 +150,7 @@ def _single(
         fail(str(exc), EXIT_USAGE)
     with api(url, token) as client:
         lock = find_lock(client, lock_text)
-        timezone = _timezone(lock)
+        timezone = lock_timezone(lock)
         try:
             fields = _parse_fields(timezone, from_, until, days, time_, code)
         except ValueError as exc:
@@ -186,7 +167,7 @@ def _single(
         f"accountUserId {user.account_user_id}"
     )
     typer.echo(f"key:   {key.id} {key.name!r} ({kind}) on {lock.name} ({lock.smartlock_id})")
-    typer.echo(f"valid: {_validity(key, timezone)}")
+    typer.echo(f"valid: {validity_of(key, timezone)}")
     typer.echo(f"sync:  {key.sync_state or 'unknown'}")
 
 
@@ -265,7 +246,7 @@ def _csv_row(client: Client, locks: list[Smartlock], row: dict[str, str], wait: 
     lock = _csv_lock(locks, row["lock"])
     try:
         fields = _parse_fields(
-            _timezone(lock),
+            lock_timezone(lock),
             row.get("from"),
             row.get("until"),
             row.get("days"),

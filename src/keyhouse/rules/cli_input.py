@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 DAY_BITS: dict[str, int] = {"mon": 64, "tue": 32, "wed": 16, "thu": 8, "fri": 4, "sat": 2, "sun": 1}
@@ -143,3 +144,27 @@ def parse_code(text: str, option: str = "--code") -> int:
     if not value.isdigit():
         raise ValueError(f"{option} {text!r} is not valid: a keypad code is 6 digits, e.g. 345678")
     return int(value)
+
+
+def key_fields(
+    timezone: str,
+    *,
+    from_: str | None = None,
+    until: str | None = None,
+    days: str | None = None,
+    time_: str | None = None,
+) -> dict[str, Any]:
+    """The key's time restrictions (SDK field names) from the options' texts, in the lock's
+    ``timezone``; a bad value raises ValueError naming its option."""
+    fields: dict[str, Any] = {}
+    if from_:
+        fields["allowed_from_date"] = parse_date(from_, "--from", timezone)
+    if until:
+        fields["allowed_until_date"] = parse_date(until, "--until", timezone, end=True)
+    if days:
+        fields["allowed_week_days"] = parse_days(days, "--days")
+    if time_:
+        fields["allowed_from_time"], fields["allowed_until_time"] = parse_time_window(
+            time_, "--time"
+        )
+    return fields
