@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from keyhouse import __version__
-from keyhouse.api import account_users, auths, doors, emulator, logs, smartlocks
+from keyhouse.api import account_users, auths, doors, emulator, invites, logs, smartlocks
 from keyhouse.api.errors import install_error_handlers
 from keyhouse.api.middleware import RequestIdMiddleware
 from keyhouse.api.openapi import build_openapi
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(smartlocks.router)
     app.include_router(doors.router)
     app.include_router(emulator.router)
+    app.include_router(invites.router)
     app.include_router(account_users.router)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)

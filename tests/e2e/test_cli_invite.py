@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -256,3 +257,39 @@ def test_the_seed_workflow_end_to_end_through_the_cli(live_server: LiveServer, r
     done = run("users", "rm", "guest@example.com")
     assert done.returncode == 0, done.stderr
     assert get(live_server, "/account/user", email="guest@example.com") == []
+
+
+def test_invite_status_resend_and_the_outbox_from_the_cli(
+    live_server: LiveServer, smtp_server: SmtpServer, run
+) -> None:
+    assert run(*INVITE).returncode == 0
+    smtp_server.mailbox.wait_for(1)
+    done = run("keys", "invites", "--json")
+    assert done.returncode == 0, done.stderr
+    (invite,) = json.loads(done.stdout)
+    assert invite["email"] == "guest@example.com" and invite["status"] == "sent"
+
+    done = run("keys", "resend", "--lock", "Front Door", "Guest")
+    assert done.returncode == 0, done.stderr
+    assert "guest@example.com" in done.stdout
+    assert len(smtp_server.mailbox.wait_for(2)) == 2
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keyhouse",
+            "--data",
+            str(live_server.data),
+            "admin",
+            "mail",
+            "list",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("guest@example.com") == 2

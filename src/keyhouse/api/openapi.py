@@ -21,6 +21,7 @@ from keyhouse.schemas import (
     SmartlockAuthUpdate,
     SmartlocksAuthCreate,
 )
+from keyhouse.schemas.invite import InviteStatus
 from keyhouse.schemas.log import (
     AppKeyUse,
     DoorDecision,
@@ -44,6 +45,7 @@ RESPONSE_SHAPES: tuple[type[BaseModel], ...] = (
     SmartlockLog,
     EmulatorLock,
     DoorDecision,
+    InviteStatus,
     ErrorBody,
 )
 REQUEST_SHAPES: tuple[type[BaseModel], ...] = (

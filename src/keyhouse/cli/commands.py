@@ -505,6 +505,55 @@ def keys_rm(
     typer.echo(f"Key {target.name!r} ({target.id}) on {found.name} {done}.")
 
 
+@keys_app.command("resend")
+def keys_resend(
+    lock: LockOption,
+    key: KeyArgument,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Send an app key's invite again, with a new code (earlier codes stop working)."""
+    with api(url, token) as client:
+        found = find_lock(client, lock)
+        target = find_key(client, found, key)
+        invite = client.resend_invite(found.smartlock_id, target.id)
+    if as_json:
+        typer.echo(invite.model_dump_json(by_alias=True, exclude_none=True, indent=2))
+        return
+    typer.echo(f"Invite for {target.name!r} on {found.name} to {invite.email}: {invite.status}.")
+
+
+@keys_app.command("invites")
+def keys_invites(
+    lock: Annotated[str | None, typer.Option("--lock", help="With KEY: the key's lock")] = None,
+    key: Annotated[str | None, typer.Argument(help="Only this key's invites")] = None,
+    status: Annotated[str | None, typer.Option(help="queued, sent or failed")] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Invites and the delivery of their e-mail: queued, sent, or failed with the reason."""
+    with api(url, token) as client:
+        key_id = None
+        if key is not None:
+            if lock is None:
+                fail("name the key's lock with --lock", EXIT_USAGE)
+            key_id = find_key(client, find_lock(client, lock), key).id
+        found = client.invites(auth_id=key_id, status=status)
+    columns = [
+        ("id", "id"),
+        ("key", "auth_id"),
+        ("to", "email"),
+        ("status", "status"),
+        ("attempts", "attempts"),
+        ("created", "creation_date"),
+        ("sent", "sent_date"),
+        ("error", "last_error"),
+    ]
+    emit(found, columns, as_json)
+
+
 # --- log, lock, unlock ------------------------------------------------------------------------
 
 

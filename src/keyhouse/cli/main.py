@@ -188,6 +188,45 @@ def lock_add(
     typer.echo(lock_id)
 
 
+mail_app = typer.Typer(help="Invite e-mail in the outbox.")
+admin_app.add_typer(mail_app, name="mail")
+
+
+@mail_app.command("list")
+def mail_list(
+    status: Annotated[str | None, typer.Option(help="pending, sending, sent or failed")] = None,
+) -> None:
+    """Every e-mail in the outbox (all accounts), newest first, with its delivery status."""
+    from rich.console import Console
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from keyhouse.store.models import OutboxMessage
+
+    def rows(session, _runtime):  # type: ignore[no-untyped-def]
+        query = select(OutboxMessage).order_by(OutboxMessage.id.desc())
+        if status is not None:
+            query = query.where(OutboxMessage.status == status)
+        return list(session.scalars(query))
+
+    table = Table(show_edge=False, pad_edge=False)
+    for title in ("id", "account", "to", "subject", "status", "attempts", "sent", "error"):
+        table.add_column(title)
+    for row in _admin(rows):
+        sent = row.sent_at.strftime("%Y-%m-%d %H:%M") if row.sent_at else ""
+        table.add_row(
+            str(row.id),
+            str(row.account_id),
+            row.recipient,
+            row.subject,
+            row.status,
+            str(row.attempts),
+            sent,
+            row.last_error or "",
+        )
+    Console().print(table)
+
+
 @lock_app.command("set")
 def lock_set(
     lock: Annotated[int, typer.Argument(help="The smartlockId")],

@@ -25,6 +25,7 @@ from keyhouse.client.sync import (
 )
 from keyhouse.schemas.account_user import AccountUser
 from keyhouse.schemas.auth import SmartlockAuth
+from keyhouse.schemas.invite import InviteStatus
 from keyhouse.schemas.log import AppKeyUse, DoorDecision, EmulatorLock, KeypadEntry, SmartlockLog
 from keyhouse.schemas.smartlock import Smartlock
 
@@ -235,6 +236,16 @@ class AsyncClient:
         return await self._run(OPS.logs(smartlock_id, filters))
 
     # emulator
+
+    async def invites(
+        self, auth_id: str | None = None, status: str | None = None
+    ) -> list[InviteStatus]:
+        """``GET /keyhouse/invites``."""
+        return await self._run(OPS.invites(auth_id, status))
+
+    async def resend_invite(self, smartlock_id: int, key_id: str) -> InviteStatus:
+        """``POST /keyhouse/smartlock/{id}/auth/{keyId}/invite``."""
+        return await self._run(OPS.resend_invite(smartlock_id, key_id))
 
     async def emulator_state(self, smartlock_id: int) -> EmulatorLock:
         """``GET /emulator/smartlock/{id}``."""

@@ -43,6 +43,7 @@ from keyhouse.schemas.auth import (
     SmartlockAuthUpdate,
     SmartlocksAuthCreate,
 )
+from keyhouse.schemas.invite import InviteStatus
 from keyhouse.schemas.log import (
     AppKeyUse,
     DoorDecision,
@@ -434,6 +435,14 @@ class Operations:
 
     # Emulator (Keyhouse only)
 
+    def invites(self, auth_id: str | None, status: str | None) -> Steps[list[InviteStatus]]:
+        data = yield Call("GET", "/keyhouse/invites", params={"authId": auth_id, "status": status})
+        return _models(InviteStatus, data)
+
+    def resend_invite(self, smartlock_id: int, key_id: str) -> Steps[InviteStatus]:
+        data = yield Call("POST", f"/keyhouse/smartlock/{smartlock_id}/auth/{key_id}/invite")
+        return InviteStatus.model_validate(data)
+
     def emulator_state(self, smartlock_id: int) -> Steps[EmulatorLock]:
         data = yield Call("GET", f"/emulator/smartlock/{smartlock_id}")
         return EmulatorLock.model_validate(data)
@@ -697,6 +706,16 @@ class Client:
         (datetimes or RFC 3339 strings), ``action``, ``id`` (older than), ``limit``.
         """
         return self._run(OPS.logs(smartlock_id, filters))
+
+    # invites (Keyhouse's own, beside the Nuki paths)
+
+    def invites(self, auth_id: str | None = None, status: str | None = None) -> list[InviteStatus]:
+        """``GET /keyhouse/invites``: invites and their e-mail's delivery (queued/sent/failed)."""
+        return self._run(OPS.invites(auth_id, status))
+
+    def resend_invite(self, smartlock_id: int, key_id: str) -> InviteStatus:
+        """``POST /keyhouse/smartlock/{id}/auth/{keyId}/invite``: a new invite and code."""
+        return self._run(OPS.resend_invite(smartlock_id, key_id))
 
     # emulator (Keyhouse's virtual locks, scope "emulator")
 

@@ -164,6 +164,8 @@ class Invite(Base):
     code_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The e-mail that carries it (its delivery status is the invite's).
+    outbox_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class OutboxMessage(Base):

@@ -1,0 +1,54 @@
+"""/keyhouse/…: invites and the delivery of their e-mail (Keyhouse's own, beside the Nuki paths)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+
+from keyhouse.api.responses import json_response
+from keyhouse.api.security import runtime_of, scoped
+from keyhouse.runtime import MAIL_QUEUE
+from keyhouse.schemas.invite import InviteStatus
+from keyhouse.services import invites
+from keyhouse.services.caller import Caller
+
+router = APIRouter(prefix="/keyhouse", tags=["Invites (Keyhouse)"])
+auth_scope = scoped("smartlock.auth")
+
+
+@router.get(
+    "/invites",
+    summary="Invites and the delivery of their e-mail, newest first",
+    responses={200: {"model": list[InviteStatus]}},
+    description="Scope: smartlock.auth. status: queued (not sent yet, retried with backoff), "
+    "sent, or failed (lastError has the mail server's reply).",
+)
+def list_invites(
+    request: Request,
+    authId: str | None = Query(None, description="Only the invites of this key (its id)"),
+    status: str | None = Query(None, description="queued, sent or failed"),
+    caller: Caller = Depends(auth_scope),
+) -> Response:
+    with runtime_of(request).db.session() as session:
+        found = invites.invite_statuses(session, caller, auth_key=authId, status=status)
+    return json_response(found)
+
+
+@router.post(
+    "/smartlock/{smartlockId}/auth/{id}/invite",
+    summary="Send the invite of an app key again, with a new code",
+    responses={200: {"model": InviteStatus}},
+    description="Scope: smartlock.auth. Nuki has no resend (users delete and recreate the "
+    "key). The key's earlier invite codes stop working; the answer is the new invite, queued.",
+)
+def resend_invite(
+    request: Request,
+    smartlockId: int = Path(description="The smartlock id"),
+    id: str = Path(description="The key's id (24 hex digits)"),
+    caller: Caller = Depends(auth_scope),
+) -> Response:
+    runtime = runtime_of(request)
+    with runtime.db.session() as session:
+        shape = invites.resend_invite(session, caller, smartlockId, id)
+    runtime.mail_worker.submit([MAIL_QUEUE])
+    return json_response(shape)
