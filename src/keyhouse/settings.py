@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from keyhouse.outbox.smtp_url import parse_smtp_url
 
 
 def default_data_dir() -> Path:
@@ -33,6 +35,13 @@ class Settings(BaseSettings):
     sim_flakiness: float = 0.0
     # How often the background worker looks for undelivered device operations and mail.
     worker_interval_seconds: float = 5.0
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_is_usable(cls, value: str | None) -> str | None:
+        if value:
+            parse_smtp_url(value)  # a ValueError that says what to write
+        return value or None
 
     @property
     def resolved_database_url(self) -> str:

@@ -37,11 +37,16 @@ class State:
 
 
 def settings() -> Settings:
+    from pydantic import ValidationError
+
     from keyhouse.settings import Settings
 
-    if State.data is not None:
-        return Settings(data=State.data)
-    return Settings()
+    try:
+        return Settings(data=State.data) if State.data is not None else Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _fail(str(first.get("msg", exc)).removeprefix("Value error, "), code=2)
+        raise
 
 
 @app.callback()

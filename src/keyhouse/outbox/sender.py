@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from sqlalchemy import or_, select, update
 
+from keyhouse.outbox.smtp_url import SmtpTarget, parse_smtp_url
 from keyhouse.rules.dates import utcnow
 from keyhouse.services.invites import redact_invite_code
 from keyhouse.settings import Settings
@@ -39,11 +42,37 @@ def build_message(row: OutboxMessage, sender: str) -> EmailMessage:
     return message
 
 
-def smtp_address(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.scheme != "smtp" or not parts.hostname:
-        raise ValueError(f"KEYHOUSE_SMTP_URL {url!r} must look like smtp://host:port")
-    return parts.hostname, parts.port or 25
+def tls_context(target: SmtpTarget) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=target.cafile)
+    if not target.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@contextmanager
+def smtp_connection(target: SmtpTarget) -> Iterator[smtplib.SMTP]:
+    """A connection to the mail server: TLS as the URL asks, logged in if it names a user."""
+    if target.implicit_tls:
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+            target.host, target.port, timeout=10, context=tls_context(target)
+        )
+    else:
+        smtp = smtplib.SMTP(target.host, target.port, timeout=10)
+    with smtp:
+        if not target.implicit_tls and target.starttls != "no":
+            smtp.ehlo()
+            if smtp.has_extn("starttls"):
+                smtp.starttls(context=tls_context(target))
+                smtp.ehlo()
+            elif target.starttls == "required":
+                raise PermanentFailure(
+                    f"the mail server {target.host}:{target.port} does not offer STARTTLS, "
+                    "which KEYHOUSE_SMTP_URL requires (starttls=required)"
+                )
+        if target.username:
+            smtp.login(target.username, target.password or "")
+        yield smtp
 
 
 class MailSender:
@@ -138,10 +167,15 @@ class MailSender:
         if not self.settings.smtp_url:
             self._write_eml(row, message)
             return
-        host, port = smtp_address(self.settings.smtp_url)
+        target = parse_smtp_url(self.settings.smtp_url)
         try:
-            with smtplib.SMTP(host, port, timeout=10) as smtp:
+            with smtp_connection(target) as smtp:
                 smtp.send_message(message)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise PermanentFailure(
+                f"the mail server refused the login of {target.username!r}: {exc.smtp_code} "
+                f"{exc.smtp_error.decode(errors='replace')}"
+            ) from exc
         except smtplib.SMTPResponseException as exc:
             if 500 <= exc.smtp_code < 600:
                 text = (
