@@ -35,16 +35,6 @@ class DoorEvent:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class LockStatus:
-    online: bool
-    state: int
-    battery_charge: int
-    battery_critical: bool
-    door_state: int
-    keypad_paired: bool
-
-
 class DeviceLink(Protocol):
     """One lock's link. Calls are idempotent per ``auth_key`` so a retried operation is safe."""
 
@@ -54,10 +44,6 @@ class DeviceLink(Protocol):
 
     def remove_auth(self, smartlock_id: int, auth_key: str) -> None:
         """Remove the authorization ``auth_key``; removing an absent one is not an error."""
-        ...
-
-    def status(self, smartlock_id: int) -> LockStatus:
-        """The lock's live state."""
         ...
 
     def action(

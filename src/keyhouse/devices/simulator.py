@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, DoorEvent, LockStatus
+from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, DoorEvent
 from keyhouse.rules.access import KeyRules, decide
 from keyhouse.rules.keypad import MAX_AUTHS_PER_LOCK, MAX_KEYPAD_CODES_PER_LOCK
 from keyhouse.store.database import Database
@@ -150,20 +150,6 @@ class VirtualLockLink:
             )
 
     # --- state and actions ----------------------------------------------------------------------
-
-    def status(self, smartlock_id: int) -> LockStatus:
-        with self.db.session() as session:
-            device = session.get(SimulatedLock, smartlock_id)
-            if device is None:
-                return LockStatus(False, 255, 0, False, 0, False)
-            return LockStatus(
-                online=device.online,
-                state=device.state,
-                battery_charge=device.battery_charge,
-                battery_critical=device.battery_charge <= 20,
-                door_state=device.door_state,
-                keypad_paired=device.keypad,
-            )
 
     def _move(
         self, device: SimulatedLock, device_type: int, action: int, trigger: int

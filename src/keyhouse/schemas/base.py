@@ -32,9 +32,6 @@ class ResponseShape(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
-    def to_json_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
 
 class RequestShape(BaseModel):
     """A request body: camelCase fields, unknown fields refused with their name.

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from keyhouse.errors import Problem, ValidationFailed
 from keyhouse.rules.violations import RuleViolation
@@ -22,11 +21,6 @@ class Problems:
             rule_check()
         except RuleViolation as violation:
             self.items.append(Problem(violation.field, violation.rule, violation.message))
-
-    @contextmanager
-    def collecting(self) -> Iterator[Problems]:
-        yield self
-        self.raise_if_any()
 
     def raise_if_any(self) -> None:
         if self.items:
