@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     sim_flakiness: float = 0.0
     # How often the background worker looks for undelivered device operations and mail.
     worker_interval_seconds: float = 5.0
+    # Mail: the first retry's delay (doubling up to 5 min), and how long a sender may hold a
+    # message before it counts as dead (longer than any SMTP exchange: 10 s per step).
+    mail_retry_seconds: float = 2.0
+    mail_claim_timeout_seconds: float = 120.0
 
     @field_validator("smtp_url")
     @classmethod
@@ -48,6 +52,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data / 'keyhouse.db'}"
+
+    @property
+    def guest_base_url(self) -> str:
+        """Where guests' browsers reach this server: the start of every guest link."""
+        return (self.public_url or "http://127.0.0.1:8080").rstrip("/")
 
     @property
     def mail_dir(self) -> Path:

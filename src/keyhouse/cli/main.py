@@ -101,6 +101,8 @@ def serve(
     demo = seed_demo(runtime.db, runtime.link)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown_host}:{port}"
+    if not config.public_url:
+        config.public_url = base  # guest links in invites point here; set it behind a proxy
     typer.echo(f"Keyhouse data folder: {config.data}")
     if demo is not None:
         typer.echo("First start: created a demo account with two virtual locks:")
@@ -116,6 +118,7 @@ def serve(
             typer.echo(f"Saved the demo token as profile 'local' in {saved}: try 'keyhouse locks'.")
     mail = config.smtp_url or f"files in {config.mail_dir}"
     typer.echo(f"Invite mail goes to: {mail}")
+    typer.echo(f"Guest links in invites start with: {config.guest_base_url}/guest/")
     typer.echo(f"Swagger UI: {base}/docs")
     uvicorn.run(create_app(runtime=runtime), host=host, port=port, log_level="info")
 

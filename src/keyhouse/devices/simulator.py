@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, DoorEvent
 from keyhouse.rules.access import KeyRules, decide
-from keyhouse.rules.keypad import MAX_AUTHS_PER_LOCK, MAX_KEYPAD_CODES_PER_LOCK
+from keyhouse.rules.keypad import KEYPAD_CODE_TYPE, MAX_AUTHS_PER_LOCK, MAX_KEYPAD_CODES_PER_LOCK
 from keyhouse.store.database import Database
 from keyhouse.store.models import SimulatedAuth, SimulatedLock
 
-KEYPAD_CODE_TYPE = 13
+
 FIRST_KEY_SLOT = 2  # slot 1 is the owner's own authorization (Smartlock.authId)
 FAULTS = ("busy", "motorBlocked", "codeExists", "full")
 

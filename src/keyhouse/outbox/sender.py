@@ -8,15 +8,17 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from email.generator import BytesGenerator
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
+from io import BytesIO
 from pathlib import Path
 
 from sqlalchemy import or_, select, update
 
+from keyhouse.mail.render import render_mail
 from keyhouse.outbox.smtp_url import SmtpTarget, parse_smtp_url
 from keyhouse.rules.dates import utcnow
-from keyhouse.services.invites import redact_invite_code
 from keyhouse.settings import Settings
 from keyhouse.store.database import Database
 from keyhouse.store.models import OutboxMessage
@@ -24,21 +26,39 @@ from keyhouse.store.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300
-STALE_CLAIM = timedelta(minutes=10)
+GUEST_PATH = "/guest/"
 
 
 class PermanentFailure(Exception):
     """The mail server refused the message for good (5xx)."""
 
 
-def build_message(row: OutboxMessage, sender: str) -> EmailMessage:
+class HandedOverUnconfirmed(Exception):
+    """The connection broke after the message was handed over, before the server's answer."""
+
+
+def build_message(row: OutboxMessage, sender: str, public_url: str) -> EmailMessage:
+    """The mail as it goes out: text and HTML rendered now, with the row's secrets.
+
+    The Message-ID and Date come from the row, so every attempt sends the same message.
+    """
     message = EmailMessage()
     message["From"] = sender
     message["To"] = row.recipient
-    message["Subject"] = row.subject
     message["Message-ID"] = row.message_id
     message["Date"] = format_datetime(row.created_at)
-    message.set_content(row.body)
+    if row.context is None:  # a mail queued before templates: its text as stored
+        message["Subject"] = row.subject
+        message.set_content(row.body)
+        return message
+    values = {**row.context, **(row.secrets or {})}
+    if "link_secret" in values:
+        values["guest_url"] = public_url.rstrip("/") + GUEST_PATH + values["link_secret"]
+    rendered = render_mail(row.kind, row.language, values)
+    message["Subject"] = rendered.subject
+    message["Content-Language"] = row.language
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
     return message
 
 
@@ -75,7 +95,23 @@ def smtp_connection(target: SmtpTarget) -> Iterator[smtplib.SMTP]:
         yield smtp
 
 
+UNCONFIRMED = (
+    "Keyhouse lost the mail server while it was taking this message (the sender stopped or "
+    "the connection broke after the message was handed over), so it may have arrived; it is "
+    "not sent again by itself, to never send it twice. Resend the invite if it did not arrive."
+)
+
+
 class MailSender:
+    """Sends the outbox: each message at most once, retried while the server is unreachable.
+
+    A message goes pending -> sending (claimed) -> sent | failed | unconfirmed. Just before
+    the message's content is handed to the mail server (SMTP DATA), the row records
+    ``handed_over_at``. If the sender dies before that, the claim times out and the message is
+    sent again, safely; if it dies after, nobody can know whether the server kept it, so the
+    message becomes "unconfirmed" instead of risking a second copy.
+    """
+
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
@@ -95,23 +131,31 @@ class MailSender:
         with self.db.session() as session:
             return session.scalars(self._due_query().limit(1)).first() is not None
 
+    def release_stale_claims(self) -> None:
+        """Claims older than the claim timeout belong to a sender that died: a message it never
+        handed over is due again; one it handed over becomes unconfirmed."""
+        stale = utcnow() - timedelta(seconds=self.settings.mail_claim_timeout_seconds)
+        abandoned = (OutboxMessage.status == "sending", OutboxMessage.claimed_at < stale)
+        with self.db.session() as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(*abandoned, OutboxMessage.handed_over_at.is_(None))
+                .values(status="pending", next_attempt_at=None)
+            )
+            session.execute(
+                update(OutboxMessage)
+                .where(*abandoned, OutboxMessage.handed_over_at.is_not(None))
+                .values(status="unconfirmed", last_error=UNCONFIRMED, secrets=None)
+            )
+
     def _claim(self) -> OutboxMessage | None:
         """Take the oldest due message for this sender; None when nothing is due.
 
         The claim is a conditional UPDATE (pending -> sending), so two senders, in one process
-        or several, never both take a message, on SQLite as on PostgreSQL. A claim left behind
-        by a sender that died is released after ``STALE_CLAIM``.
+        or several, never both take a message, on SQLite as on PostgreSQL.
         """
         while True:
             with self.db.session() as session:
-                session.execute(
-                    update(OutboxMessage)
-                    .where(
-                        OutboxMessage.status == "sending",
-                        OutboxMessage.claimed_at < utcnow() - STALE_CLAIM,
-                    )
-                    .values(status="pending")
-                )
                 row = session.scalars(self._due_query().limit(1)).first()
                 if row is None:
                     return None
@@ -121,16 +165,19 @@ class MailSender:
                     .values(
                         status="sending",
                         claimed_at=utcnow(),
+                        handed_over_at=None,
                         attempts=OutboxMessage.attempts + 1,
                     )
                 )
                 if claimed.rowcount == 1:  # type: ignore[attr-defined]
                     session.refresh(row)
+                    session.expunge(row)
                     return row
 
     def deliver_due(self) -> int:
         """Send every due message once; return how many went out. SMTP runs outside any
         transaction, between the claim and the record of its outcome."""
+        self.release_stale_claims()
         sent = 0
         while (row := self._claim()) is not None:
             outcome: dict[str, object]
@@ -138,23 +185,36 @@ class MailSender:
                 self._send(row)
             except PermanentFailure as exc:
                 log.warning("mail %s failed for good: %s", row.message_id, exc)
-                outcome = {"status": "failed", "last_error": str(exc)}
+                outcome = {"status": "failed", "last_error": str(exc), "secrets": None}
+            except HandedOverUnconfirmed as exc:
+                log.warning("mail %s unconfirmed: %s", row.message_id, exc)
+                outcome = {
+                    "status": "unconfirmed",
+                    "last_error": f"{UNCONFIRMED} ({exc})",
+                    "secrets": None,
+                }
             except (OSError, smtplib.SMTPException) as exc:
-                delay = min(2**row.attempts, MAX_BACKOFF_SECONDS)
+                delay = self.retry_delay(row.attempts)
                 log.info("mail %s not sent (%s); retry in %ss", row.message_id, exc, delay)
                 outcome = {
                     "status": "pending",
                     "last_error": f"{type(exc).__name__}: {exc}",
                     "next_attempt_at": utcnow() + timedelta(seconds=delay),
+                    "handed_over_at": None,
                 }
                 self._record(row.id, outcome)
                 return sent
             else:
-                body = redact_invite_code(row.body) if row.kind == "invite_mail" else row.body
-                outcome = {"status": "sent", "sent_at": utcnow(), "last_error": None, "body": body}
+                outcome = {"status": "sent", "sent_at": utcnow(), "last_error": None}
+                outcome["secrets"] = None
                 sent += 1
             self._record(row.id, outcome)
         return sent
+
+    def retry_delay(self, attempts: int) -> float:
+        """Seconds before the next try after ``attempts`` failed ones: doubling, capped."""
+        base = self.settings.mail_retry_seconds
+        return float(min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
 
     def _record(self, message_id: int, outcome: dict[str, object]) -> None:
         with self.db.session() as session:
@@ -163,14 +223,14 @@ class MailSender:
             )
 
     def _send(self, row: OutboxMessage) -> None:
-        message = build_message(row, self.settings.mail_from)
+        message = build_message(row, self.settings.mail_from, self.settings.guest_base_url)
         if not self.settings.smtp_url:
             self._write_eml(row, message)
             return
         target = parse_smtp_url(self.settings.smtp_url)
         try:
             with smtp_connection(target) as smtp:
-                smtp.send_message(message)
+                self._transfer(smtp, row, message)
         except smtplib.SMTPAuthenticationError as exc:
             raise PermanentFailure(
                 f"the mail server refused the login of {target.username!r}: {exc.smtp_code} "
@@ -178,24 +238,44 @@ class MailSender:
             ) from exc
         except smtplib.SMTPResponseException as exc:
             if 500 <= exc.smtp_code < 600:
-                text = (
-                    exc.smtp_error.decode(errors="replace")
-                    if isinstance(exc.smtp_error, bytes)
-                    else str(exc.smtp_error)
-                )
-                raise PermanentFailure(f"{exc.smtp_code} {text}") from exc
+                raise PermanentFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}") from exc
             raise
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             if 500 <= code < 600:
-                raise PermanentFailure(f"{code} {text.decode(errors='replace')}") from exc
+                raise PermanentFailure(f"{code} {_text(text)}") from exc
             raise
 
+    def _transfer(self, smtp: smtplib.SMTP, row: OutboxMessage, message: EmailMessage) -> None:
+        """MAIL, RCPT, then the hand-over mark, then DATA: the only step whose loss is unclear."""
+        smtp.ehlo_or_helo_if_needed()
+        envelope_from = parseaddr(self.settings.mail_from)[1]
+        code, reply = smtp.mail(envelope_from)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, envelope_from)
+        code, reply = smtp.rcpt(row.recipient)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({row.recipient: (code, reply)})
+        content = BytesIO()
+        BytesGenerator(content, policy=message.policy.clone(linesep="\r\n")).flatten(message)
+        self._record(row.id, {"handed_over_at": utcnow()})
+        try:
+            smtp.data(content.getvalue())
+        except smtplib.SMTPResponseException:
+            raise  # the server answered: it did not take the message
+        except (OSError, smtplib.SMTPException) as exc:
+            raise HandedOverUnconfirmed(f"{type(exc).__name__}: {exc}") from exc
+
     def _write_eml(self, row: OutboxMessage, message: EmailMessage) -> Path:
+        """Write the mail as a file named after its row: writing it again replaces it."""
         folder = self.settings.mail_dir
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{row.id:06d}-invite.eml"
+        path = folder / f"{row.id:06d}-{row.kind.replace('_', '-')}.eml"
         temporary = path.with_suffix(".tmp")
         temporary.write_bytes(bytes(message))
         temporary.replace(path)
         return path
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)

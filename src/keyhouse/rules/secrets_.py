@@ -19,3 +19,8 @@ def hash_token(token: str) -> str:
 def new_invite_code() -> str:
     """Return a 9-digit decimal invite code whose first digit is not 0."""
     return str(100_000_000 + secrets.randbelow(900_000_000))
+
+
+def new_link_secret() -> str:
+    """Return the secret of a guest link: 256 random bits, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(32)

@@ -151,6 +151,7 @@ def describe_validity(
     allowed_from_time: int | None,
     allowed_until_time: int | None,
     timezone: str,
+    language: str = "en",
 ) -> str:
     """Describe a key's time restrictions in plain words, in the lock's time zone.
 

@@ -13,10 +13,20 @@ class InviteStatus(ResponseShape):
     smartlock_id: int | None = None
     account_user_id: int | None = None
     email: str
-    status: str = Field(description="queued, sent, or failed (see lastError)")
+    status: str = Field(
+        description="queued, sent, failed (see lastError), or unconfirmed: the sender lost the "
+        "mail server while handing the message over, so it may have arrived; it is not sent "
+        "again by itself"
+    )
     attempts: int
     last_error: str | None = Field(None, description="The mail server's reply, for failures")
     message_id: str
     creation_date: ApiDateTime
     sent_date: ApiDateTime | None = None
-    expiry_date: ApiDateTime = Field(description="The invite code is valid until then")
+    expiry_date: ApiDateTime = Field(
+        description="Until then the guest link can be redeemed; once redeemed it lives as long "
+        "as the key, in the browser that redeemed it"
+    )
+    redeemed_date: ApiDateTime | None = Field(
+        None, description="When the guest link was first used to open the door"
+    )

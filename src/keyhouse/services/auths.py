@@ -13,7 +13,10 @@ from keyhouse.errors import Conflict, Locked, NotFound, ValidationFailed
 from keyhouse.rules.dates import format_api_datetime, utcnow
 from keyhouse.rules.ids import new_object_id
 from keyhouse.rules.keypad import (
+    APP_KEY_TYPE,
     AUTH_NAME_MAX,
+    FOB_TYPE,
+    KEYPAD_CODE_TYPE,
     KEYPAD_NAME_MAX,
     MAX_AUTHS_PER_LOCK,
     MAX_KEYPAD_CODES_PER_LOCK,
@@ -27,7 +30,7 @@ from keyhouse.services.problems import Problems
 from keyhouse.store import repo
 from keyhouse.store.models import Account, Smartlock, SmartlockAuth
 
-APP, FOB, KEYPAD_CODE = 0, 2, 13
+APP, FOB, KEYPAD_CODE = APP_KEY_TYPE, FOB_TYPE, KEYPAD_CODE_TYPE
 CREATABLE_TYPES = {APP: "app", FOB: "fob", KEYPAD_CODE: "keypad code"}
 TYPE_NAMES = {0: "app", 1: "bridge", 2: "fob", 3: "keypad", 13: "keypad code", 14: "z-key"}
 
@@ -276,7 +279,7 @@ def create_keys(
         repo.enqueue_operation(session, row, "put_auth", device_payload(row))
         outcome.auth_keys.append(row.id)
         outcome.lock_ids.add(smartlock_id)
-        if body.type == APP and user is not None and account is not None:
+        if body.type in (APP, KEYPAD_CODE) and user is not None and account is not None:
             queue_invite(session, account=account, lock=locks[smartlock_id], key=row, user=user)
             outcome.mails += 1
     session.flush()

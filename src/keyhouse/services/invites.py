@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from keyhouse.errors import Conflict, ValidationFailed
 from keyhouse.rules.dates import utcnow
-from keyhouse.rules.secrets_ import hash_token, new_invite_code
+from keyhouse.rules.keypad import KEYPAD_CODE_TYPE
+from keyhouse.mail.render import mail_language, render_mail
+from keyhouse.rules.secrets_ import hash_token, new_link_secret
 from keyhouse.rules.windows import describe_validity
 from keyhouse.schemas.invite import InviteStatus
 from keyhouse.services.caller import Caller
@@ -25,75 +27,121 @@ from keyhouse.store.models import (
     SmartlockAuth,
 )
 
-INVITE_VALID_FOR = timedelta(hours=48)
-_CODE_LINE = re.compile(r"(Invite code:\s+)\d{3} \d{3} \d{3}")
+INVITE_VALID_FOR = timedelta(days=30)
+NOT_KEPT = "(sent, not kept)"
 
 
-def redact_invite_code(body: str) -> str:
-    """The invite's body as kept once sent: the code is stored only as its hash."""
-    return _CODE_LINE.sub(r"\1(sent, not kept)", body)
+def mail_context(
+    *, account: Account, lock: Smartlock, key: SmartlockAuth, user: AccountUser
+) -> dict[str, Any]:
+    """What every mail about ``key`` may show (no secrets: those go apart, see ``queue_mail``)."""
+    language = mail_language(user.language)
+    return {
+        "user_name": user.name,
+        "account_name": account.name,
+        "lock_name": lock.name,
+        "key_name": key.name,
+        "key_type": key.type,
+        "remote_allowed": bool(key.remote_allowed),
+        "timezone": lock.timezone,
+        "validity": describe_validity(
+            allowed_from_date=key.allowed_from_date,
+            allowed_until_date=key.allowed_until_date,
+            allowed_week_days=key.allowed_week_days,
+            allowed_from_time=key.allowed_from_time,
+            allowed_until_time=key.allowed_until_time,
+            timezone=lock.timezone,
+            language=language,
+        ),
+    }
 
 
-def invite_text(
-    *, account: Account, lock: Smartlock, key: SmartlockAuth, user: AccountUser, code: str
-) -> tuple[str, str]:
-    """Subject and plain-text body of the invite."""
-    validity = describe_validity(
-        allowed_from_date=key.allowed_from_date,
-        allowed_until_date=key.allowed_until_date,
-        allowed_week_days=key.allowed_week_days,
-        allowed_from_time=key.allowed_from_time,
-        allowed_until_time=key.allowed_until_time,
-        timezone=lock.timezone,
+def queue_mail(
+    session: Session,
+    *,
+    account_id: int,
+    kind: str,
+    user: AccountUser,
+    context: dict[str, Any],
+    secrets_: dict[str, Any] | None = None,
+    reference: str,
+) -> OutboxMessage:
+    """Put a mail of ``kind`` to ``user`` in the outbox, in the caller's transaction.
+
+    ``secrets_`` (the guest link's secret, a keypad code) is kept only until the mail is sent;
+    the body kept for the record shows them as "(sent, not kept)". The Message-ID is fixed
+    here, so every attempt to send the mail carries the same one.
+    """
+    language = mail_language(user.language)
+    kept = render_mail(kind, language, {**context, **redacted(secrets_)})
+    message = OutboxMessage(
+        account_id=account_id,
+        kind=kind,
+        message_id=f"<{kind}.{reference}.{secrets.token_hex(8)}@keyhouse>",
+        recipient=user.email,
+        subject=kept.subject,
+        body=kept.text,
+        language=language,
+        context=context,
+        secrets=secrets_ or None,
     )
-    grouped = f"{code[:3]} {code[3:6]} {code[6:]}"
-    remote = "yes, also from afar" if key.remote_allowed else "no, only near the door"
-    subject = f"Your key to {lock.name}: {key.name}"
-    body = (
-        f"Hello {user.name},\n\n"
-        f'{account.name} has given you a key to the lock "{lock.name}".\n\n'
-        f"  Lock:         {lock.name}\n"
-        f"  Key:          {key.name}\n"
-        f"  Valid:        {validity}\n"
-        f"  Remote use:   {remote}\n"
-        f"  Invite code:  {grouped}\n\n"
-        f"Enter the invite code in the Nuki app within 48 hours to receive the key.\n"
-        f"If you did not expect this e-mail, you can ignore it.\n"
-    )
-    return subject, body
+    session.add(message)
+    session.flush()
+    return message
+
+
+def redacted(secrets_: dict[str, Any] | None) -> dict[str, Any]:
+    """The template values that stand in for secrets in the kept copy of a mail."""
+    shown = {name: NOT_KEPT for name in (secrets_ or {})}
+    if "link_secret" in shown:
+        shown["guest_url"] = NOT_KEPT
+    return shown
 
 
 def queue_invite(
     session: Session, *, account: Account, lock: Smartlock, key: SmartlockAuth, user: AccountUser
 ) -> OutboxMessage:
-    """Create the invite (its code stored only as a hash) and its e-mail in the outbox."""
-    code = new_invite_code()
+    """Create the invite (its guest link stored only as a hash) and its mail in the outbox.
+
+    A keypad code key (type 13) sent to a user gets the ``keypad_code`` mail with the code;
+    an app key gets the ``invite`` mail. Both carry the guest link.
+    """
+    link_secret = new_link_secret()
     now = utcnow()
     invite = Invite(
         account_id=account.id,
         auth_key=key.id,
         account_user_id=user.id,
-        code_hash=hash_token(code),
+        link_hash=hash_token(link_secret),
         created_at=now,
         expires_at=now + INVITE_VALID_FOR,
     )
     session.add(invite)
-    subject, body = invite_text(account=account, lock=lock, key=key, user=user, code=code)
-    message = OutboxMessage(
+    secrets_: dict[str, Any] = {"link_secret": link_secret}
+    kind = "invite"
+    if key.type == KEYPAD_CODE_TYPE and key.code is not None:
+        kind = "keypad_code"
+        secrets_["keypad_code"] = key.code
+    message = queue_mail(
+        session,
         account_id=account.id,
-        kind="invite_mail",
-        message_id=f"<invite.{key.id}.{secrets.token_hex(8)}@keyhouse>",
-        recipient=user.email,
-        subject=subject,
-        body=body,
+        kind=kind,
+        user=user,
+        context=mail_context(account=account, lock=lock, key=key, user=user),
+        secrets_=secrets_,
+        reference=key.id,
     )
-    session.add(message)
-    session.flush()
     invite.outbox_id = message.id
     return message
 
 
-DELIVERY_STATUS = {"pending": "queued", "sending": "queued", "sent": "sent", "failed": "failed"}
+DELIVERY_STATUS = {
+    "pending": "queued",
+    "sending": "queued",
+    "sent": "sent",
+    "failed": "failed",
+    "unconfirmed": "unconfirmed",
+}
 
 
 def invite_statuses(
@@ -102,7 +150,9 @@ def invite_statuses(
     """The account's invites with the delivery of their e-mail, newest first."""
     if status is not None and status not in set(DELIVERY_STATUS.values()):
         raise ValidationFailed(
-            f"status {status!r} is not one of queued, sent, failed", field="status", rule="enum"
+            f"status {status!r} is not one of queued, sent, failed, unconfirmed",
+            field="status",
+            rule="enum",
         )
     query = (
         select(Invite, OutboxMessage, SmartlockAuth.smartlock_id)
@@ -133,6 +183,7 @@ def invite_statuses(
                 creation_date=invite.created_at,
                 sent_date=message.sent_at,
                 expiry_date=invite.expires_at,
+                redeemed_date=invite.redeemed_at,
             )
         )
     return found

@@ -161,11 +161,16 @@ class Invite(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     auth_key: Mapped[str] = mapped_column(String(24), index=True)
     account_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    code_hash: Mapped[str] = mapped_column(String(64))
+    # SHA-256 of the guest link's secret (256 random bits); the secret itself is only mailed.
+    link_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Until then the link may be redeemed; a resend ends the earlier invites of the key.
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The e-mail that carries it (its delivery status is the invite's).
     outbox_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Redemption: the first browser that uses the link keeps it (SHA-256 of its device secret).
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    device_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class OutboxMessage(Base):
@@ -176,17 +181,26 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(32))  # "invite_mail"
+    # The template: "invite", "keypad_code", "key_disabled", "key_deleted" (see keyhouse.mail).
+    kind: Mapped[str] = mapped_column(String(32))
     message_id: Mapped[str] = mapped_column(String(200), unique=True)
     recipient: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(Text)
+    # The text part as kept: secrets (link, keypad code) shown as "(sent, not kept)".
     body: Mapped[str] = mapped_column(Text)
-    # pending -> sending (claimed by a sender) -> sent | failed; back to pending to retry.
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    # What the template needs, rendered at send time; ``secrets`` is cleared once sent.
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    secrets: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # pending -> sending (claimed by a sender) -> sent | failed | unconfirmed; back to pending
+    # to retry. "unconfirmed": a sender died while the mail server was taking the message
+    # (``handed_over_at`` set), so it may have arrived; it is not sent again by itself.
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
