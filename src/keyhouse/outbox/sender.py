@@ -128,6 +128,8 @@ class MailSender:
         )
 
     def has_due(self) -> bool:
+        """Whether a message is due now, after releasing the claims of dead senders."""
+        self.release_stale_claims()
         with self.db.session() as session:
             return session.scalars(self._due_query().limit(1)).first() is not None
 
@@ -137,6 +139,8 @@ class MailSender:
         stale = utcnow() - timedelta(seconds=self.settings.mail_claim_timeout_seconds)
         abandoned = (OutboxMessage.status == "sending", OutboxMessage.claimed_at < stale)
         with self.db.session() as session:
+            if session.scalars(select(OutboxMessage.id).where(*abandoned).limit(1)).first() is None:
+                return
             session.execute(
                 update(OutboxMessage)
                 .where(*abandoned, OutboxMessage.handed_over_at.is_(None))
@@ -260,11 +264,13 @@ class MailSender:
         BytesGenerator(content, policy=message.policy.clone(linesep="\r\n")).flatten(message)
         self._record(row.id, {"handed_over_at": utcnow()})
         try:
-            smtp.data(content.getvalue())
+            code, reply = smtp.data(content.getvalue())
         except smtplib.SMTPResponseException:
             raise  # the server answered: it did not take the message
         except (OSError, smtplib.SMTPException) as exc:
             raise HandedOverUnconfirmed(f"{type(exc).__name__}: {exc}") from exc
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
 
     def _write_eml(self, row: OutboxMessage, message: EmailMessage) -> Path:
         """Write the mail as a file named after its row: writing it again replaces it."""
