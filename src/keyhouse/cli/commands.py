@@ -528,12 +528,13 @@ def keys_resend(
 def keys_invites(
     lock: Annotated[str | None, typer.Option("--lock", help="With KEY: the key's lock")] = None,
     key: Annotated[str | None, typer.Argument(help="Only this key's invites")] = None,
-    status: Annotated[str | None, typer.Option(help="queued, sent or failed")] = None,
+    status: Annotated[str | None, typer.Option(help="queued, sent, failed or unconfirmed")] = None,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Invites and the delivery of their e-mail: queued, sent, or failed with the reason."""
+    """Invites and the delivery of their e-mail (queued, sent, failed or unconfirmed, with the
+    reason), and when the guest first used the link."""
     with api(url, token) as client:
         key_id = None
         if key is not None:
@@ -549,6 +550,7 @@ def keys_invites(
         ("attempts", "attempts"),
         ("created", "creation_date"),
         ("sent", "sent_date"),
+        ("redeemed", "redeemed_date"),
         ("error", "last_error"),
     ]
     emit(found, columns, as_json)

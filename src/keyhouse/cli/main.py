@@ -202,7 +202,9 @@ admin_app.add_typer(mail_app, name="mail")
 
 @mail_app.command("list")
 def mail_list(
-    status: Annotated[str | None, typer.Option(help="pending, sending, sent or failed")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="pending, sending, sent, failed or unconfirmed")
+    ] = None,
 ) -> None:
     """Every e-mail in the outbox (all accounts), newest first, with its delivery status."""
     from rich.console import Console
@@ -218,13 +220,14 @@ def mail_list(
         return list(session.scalars(query))
 
     table = Table(show_edge=False, pad_edge=False)
-    for title in ("id", "account", "to", "subject", "status", "attempts", "sent", "error"):
+    for title in ("id", "account", "kind", "to", "subject", "status", "attempts", "sent", "error"):
         table.add_column(title)
     for row in _admin(rows):
         sent = row.sent_at.strftime("%Y-%m-%d %H:%M") if row.sent_at else ""
         table.add_row(
             str(row.id),
             str(row.account_id),
+            row.kind,
             row.recipient,
             row.subject,
             row.status,
