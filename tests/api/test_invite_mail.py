@@ -1,5 +1,8 @@
 """Invite e-mail of app keys: real SMTP (aiosmtpd on loopback), .eml files, the outbox, retries.
 
+The mail is multipart/alternative (text and HTML); it carries the guest link
+(``http://host:port/guest/<secret>``), whose secret the server keeps only as its SHA-256.
+
 Each test builds its own Runtime and app from Settings (like conftest does) so the mail settings
 are in place before the app starts.
 """
@@ -27,10 +30,11 @@ from sqlalchemy import inspect, select, text, update
 from conftest import MailBox, SmtpServer, Tenant, free_port, make_tenant, wait_until
 from keyhouse.app import create_app
 from keyhouse.runtime import Runtime
+from keyhouse.services.invites import INVITE_VALID_FOR, NOT_KEPT
 from keyhouse.settings import Settings
 from keyhouse.store.models import Invite, OutboxMessage
 
-CODE = re.compile(r"Invite code:\s+(\d{3}) (\d{3}) (\d{3})\n")
+GUEST_LINK = re.compile(r"\b(https?://[^/\s\"<>]+)/guest/([A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])")
 VIENNA_WINDOW = {
     "allowedFromDate": "2026-11-30T23:00:00Z",
     "allowedUntilDate": "2027-01-31T23:00:00Z",
@@ -62,22 +66,35 @@ def mail_tenant(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Tenant]:
         yield tenant
 
 
-def parts(message: Message) -> dict[str, str]:
-    payload = message.get_payload(decode=True)
+def decoded(part: Message) -> str:
+    payload = part.get_payload(decode=True)
     assert isinstance(payload, bytes)
+    return payload.decode(part.get_content_charset() or "utf-8").replace("\r\n", "\n")
+
+
+def parts(message: Message) -> dict[str, str]:
+    """Headers and both parts of a multipart/alternative mail: "body" is the text part."""
+    assert message.get_content_type() == "multipart/alternative", message.get_content_type()
+    bodies = {
+        part.get_content_type(): decoded(part) for part in message.walk() if not part.is_multipart()
+    }
+    assert set(bodies) == {"text/plain", "text/html"}, set(bodies)
     return {
         "to": message["To"],
         "from": message["From"],
         "subject": str(make_header(decode_header(message["Subject"]))),
         "message_id": message["Message-ID"],
-        "body": payload.decode(message.get_content_charset() or "utf-8").replace("\r\n", "\n"),
+        "body": bodies["text/plain"],
+        "html": bodies["text/html"],
     }
 
 
-def invite_code(body: str) -> str:
-    found = CODE.search(body)
-    assert found, body
-    return "".join(found.groups())
+def guest_secret(mail: dict[str, str]) -> str:
+    """The secret of the guest link in the text part; the HTML part links to the same."""
+    found = GUEST_LINK.search(mail["body"])
+    assert found, mail["body"]
+    assert f'href="{found.group(0)}"' in mail["html"]
+    return found.group(2)
 
 
 def outbox(tenant: Tenant) -> list[OutboxMessage]:
@@ -105,7 +122,7 @@ def app_key(user: int, **extra: Any) -> dict[str, Any]:
 # --- one invite per app key -------------------------------------------------------------------
 
 
-def test_an_app_key_sends_one_invite_with_lock_key_validity_and_code(
+def test_an_app_key_sends_one_invite_with_lock_key_validity_and_guest_link(
     mail_tenant: Tenant, smtp_server: SmtpServer
 ) -> None:
     tenant = mail_tenant
@@ -123,9 +140,15 @@ def test_an_app_key_sends_one_invite_with_lock_key_validity_and_code(
     assert "Key:          Guest December\n" in body
     assert f"Valid:        {VIENNA_VALIDITY}\n" in body
     assert "Remote use:   no, only near the door\n" in body
-    code = invite_code(body)
-    assert len(code) == 9 and code.isdigit() and code[0] != "0"
-    assert "48 hours" in body
+    assert "Invite code" not in body
+    found = GUEST_LINK.search(body)
+    assert found, body
+    assert found.group(1) == tenant.runtime.settings.guest_base_url
+    guest_secret(mail)
+    assert "do not share it" in body
+    assert "The first browser that opens the door with it keeps the key" in body
+    assert '<html lang="en">' in mail["html"]
+    assert "Hello Anna," in mail["html"] and VIENNA_VALIDITY in mail["html"]
     assert key["id"] in mail["message_id"]
 
     # the outbox row is marked sent
@@ -135,37 +158,44 @@ def test_an_app_key_sends_one_invite_with_lock_key_validity_and_code(
     assert row.attempts == 1
     assert row.last_error is None
     assert row.recipient == "anna@example.com"
-    assert row.kind == "invite_mail"
+    assert row.kind == "invite"
+    assert row.secrets is None  # cleared once sent
 
 
-def test_the_invite_code_is_kept_only_as_its_sha256(
+def test_the_guest_link_secret_is_kept_only_as_its_sha256(
     mail_tenant: Tenant, smtp_server: SmtpServer
 ) -> None:
     tenant = mail_tenant
     user = tenant.create_user("ben@example.com", "Ben")
     key = tenant.create_key(tenant.plain_lock, **app_key(user))
     (message,) = settle(smtp_server.mailbox, 1)
-    code = invite_code(parts(message)["body"])
+    secret = guest_secret(parts(message))
     wait_until(lambda: outbox(tenant)[0].status == "sent", what="the outbox row to be sent")
 
     (invite,) = invites(tenant)
-    assert invite.code_hash == hashlib.sha256(code.encode()).hexdigest()
+    assert invite.link_hash == hashlib.sha256(secret.encode()).hexdigest()
     assert invite.auth_key == key["id"]
     assert invite.account_user_id == user
-    assert (invite.expires_at - invite.created_at).total_seconds() == 48 * 3600
+    assert invite.expires_at - invite.created_at == INVITE_VALID_FOR
 
-    # the code, with or without its spaces, is in no column of any table
-    grouped = f"{code[:3]} {code[3:6]} {code[6:]}"
+    # the kept body shows where the link was, not the link
+    (row,) = outbox(tenant)
+    assert secret not in row.body and "/guest/" not in row.body
+    assert f"Open your key here:\n{NOT_KEPT}\n" in row.body
+
+    # the secret is in no column of any table
     with tenant.runtime.db.session() as session:
         tables = inspect(session.connection()).get_table_names()
         for table in tables:
             for row in session.execute(text(f'SELECT * FROM "{table}"')):
                 for value in row:
                     shown = str(value)
-                    assert code not in shown and grouped not in shown, (table, shown[:200])
+                    assert secret not in shown, (table, shown[:200])
 
 
-def test_a_keypad_code_or_a_fob_sends_no_mail(mail_tenant: Tenant, smtp_server: SmtpServer) -> None:
+def test_a_keypad_code_without_user_or_a_fob_sends_no_mail(
+    mail_tenant: Tenant, smtp_server: SmtpServer
+) -> None:
     tenant = mail_tenant
     user = tenant.create_user("cleaner@example.com", "Cleaner")
     tenant.create_key(tenant.keypad_lock, name="Cleaner", type=13, code=345678, remoteAllowed=False)
@@ -196,15 +226,15 @@ def test_a_key_for_several_locks_sends_one_invite_per_lock(
         "Your key to Flat 2: Guest December",
         "Your key to Front Door: Guest December",
     ]
-    codes = [invite_code(m["body"]) for m in mails]
-    assert codes[0] != codes[1]
+    secrets = [guest_secret(m) for m in mails]
+    assert secrets[0] != secrets[1]
     listed = tenant.keys()
     keys = {k["smartlockId"]: k["id"] for k in listed}
     assert len(keys) == 2
     stored = invites(tenant)
     assert {i.auth_key for i in stored} == set(keys.values())
-    assert sorted(i.code_hash for i in stored) == sorted(
-        hashlib.sha256(c.encode()).hexdigest() for c in codes
+    assert sorted(i.link_hash for i in stored) == sorted(
+        hashlib.sha256(s.encode()).hexdigest() for s in secrets
     )
     assert [row.status for row in outbox(tenant)] == ["sent", "sent"]
 
@@ -228,7 +258,7 @@ def test_without_smtp_the_invite_is_written_as_an_eml_file(tmp_path: Path) -> No
         assert mail["to"] == "dora@example.com"
         assert mail["subject"] == "Your key to Front Door: Guest December"
         assert f"Valid:        {VIENNA_VALIDITY}\n" in mail["body"]
-        invite_code(mail["body"])
+        guest_secret(mail)
         (row,) = outbox(tenant)
         assert row.status == "sent" and row.sent_at is not None and row.last_error is None
 
@@ -269,7 +299,7 @@ def test_when_smtp_is_down_the_key_is_made_and_the_mail_goes_out_later(tmp_path:
             controller.stop()
         mail = parts(message)
         assert mail["to"] == "emil@example.com"
-        invite_code(mail["body"])
+        guest_secret(mail)
         (row,) = outbox(tenant)
         assert row.status == "sent"
         assert row.last_error is None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from conftest import MailBox, Tenant, free_port, make_tenant, wait_until
 from keyhouse.app import create_app
 from keyhouse.runtime import Runtime
 from keyhouse.settings import Settings
+
+GUEST_LINK = re.compile(r"https?://[^/\s\"<>]+/guest/[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 
 
 class RefusingMailBox(MailBox):
@@ -112,7 +116,15 @@ def test_a_refused_invite_shows_failed_with_the_servers_reply(tmp_path: Path) ->
         controller.stop()
 
 
-def test_resend_sends_a_new_code_and_retires_the_old_one(
+def guest_links(message: Message) -> list[str]:
+    """The guest links in the text part of a (multipart) mail."""
+    (text,) = [p for p in message.walk() if p.get_content_type() == "text/plain"]
+    payload = text.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return GUEST_LINK.findall(payload.decode(text.get_content_charset() or "utf-8"))
+
+
+def test_resend_sends_a_new_link_and_retires_the_old_one(
     tenant: Tenant, mailbox: tuple[MailBox, str]
 ) -> None:
     key = app_key(tenant)
@@ -123,22 +135,43 @@ def test_resend_sends_a_new_code_and_retires_the_old_one(
     assert fresh["authId"] == key["id"] and fresh["email"] == "guest@example.com"
     messages = mailbox[0].wait_for(2)
     assert len(messages) == 2
-    codes = {
-        line for m in messages for line in m.get_payload().splitlines() if "Invite code" in line
-    }
-    assert len(codes) == 2  # a new code
+    links = [guest_links(m) for m in messages]
+    assert all(len(found) == 1 for found in links), links
+    assert links[0] != links[1]  # a new link
     newest, older = invites(tenant, authId=key["id"])
     assert newest["id"] == fresh["id"]
-    assert older["expiryDate"] <= newest["creationDate"]  # the first code stopped working
+    assert older["expiryDate"] <= newest["creationDate"]  # the first link stopped working
+
+
+def test_resend_of_a_users_keypad_code_mails_the_code_again_with_a_new_link(
+    tenant: Tenant, mailbox: tuple[MailBox, str]
+) -> None:
+    user = tenant.create_user("cleaner@example.com", "Cleaner")
+    code = tenant.create_key(
+        tenant.keypad_lock,
+        name="Cleaner",
+        type=13,
+        code=345678,
+        accountUserId=user,
+        remoteAllowed=False,
+    )
+    wait_until(lambda: invites(tenant, status="sent"), what="the first mail")
+    answer = tenant.post(f"/keyhouse/smartlock/{tenant.keypad_lock}/auth/{code['id']}/invite")
+    assert answer.status_code == 200, answer.text
+    first, second = mailbox[0].wait_for(2)
+    assert guest_links(first) != guest_links(second)
+    for message in (first, second):
+        text = next(p for p in message.walk() if p.get_content_type() == "text/plain")
+        assert "345678" in text.get_payload(decode=True).decode()
 
 
 def test_resend_is_refused_where_an_invite_makes_no_sense(tenant: Tenant) -> None:
     code = tenant.create_key(
         tenant.keypad_lock, name="Cleaner", type=13, code=345678, remoteAllowed=False
-    )
+    )  # a keypad code nobody was given
     answer = tenant.post(f"/keyhouse/smartlock/{tenant.keypad_lock}/auth/{code['id']}/invite")
     assert answer.status_code == 409, answer.text
-    assert answer.json()["rule"] == "app_key_with_user"
+    assert answer.json()["rule"] == "key_with_user"
     key = app_key(tenant)
     tenant.post(f"/smartlock/{tenant.plain_lock}/auth/{key['id']}", json={"enabled": False})
     answer = tenant.post(f"/keyhouse/smartlock/{tenant.plain_lock}/auth/{key['id']}/invite")

@@ -8,12 +8,34 @@ import os
 import re
 import subprocess
 import sys
+import time
+from email.header import decode_header, make_header
+from email.message import Message
 from pathlib import Path
 
 import httpx
 import pytest
 
 from conftest import LiveServer, SmtpServer
+
+GUEST_LINK = re.compile(r"https?://[^/\s\"<>]+/guest/[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+
+
+def mail_bodies(message: Message) -> dict[str, str]:
+    """The parts of a multipart/alternative mail by content type, decoded."""
+    assert message.get_content_type() == "multipart/alternative"
+    bodies = {}
+    for part in message.walk():
+        if not part.is_multipart():
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            bodies[part.get_content_type()] = payload.decode(part.get_content_charset() or "utf-8")
+    assert set(bodies) == {"text/plain", "text/html"}
+    return bodies
+
+
+def subject_of(message: Message) -> str:
+    return str(make_header(decode_header(message["Subject"])))
 
 
 @pytest.fixture
@@ -99,6 +121,12 @@ def test_invite_creates_user_and_key_and_sends_the_mail(
     messages = smtp_server.mailbox.wait_for(1, timeout=10)
     assert len(messages) == 1, "no invite mail within 10 s"
     assert messages[0]["To"] == "guest@example.com"
+    bodies = mail_bodies(messages[0])
+    assert (
+        "Mon–Fri, 08:00–18:00, 1 Dec 2026 – 31 Jan 2027, Europe/Vienna time" in bodies["text/plain"]
+    )
+    (link,) = GUEST_LINK.findall(bodies["text/plain"])
+    assert f'href="{link}"' in bodies["text/html"]
 
     # A second invite to the same e-mail reuses the user (on the other lock, by id, remote).
     other = next(
@@ -126,7 +154,9 @@ def test_invite_creates_user_and_key_and_sends_the_mail(
     assert second["accountUserId"] == user["accountUserId"] and second["remoteAllowed"] is True
 
 
-def test_invite_with_code_makes_a_keypad_code(live_server: LiveServer, run) -> None:
+def test_invite_with_code_makes_a_keypad_code(
+    live_server: LiveServer, smtp_server: SmtpServer, run
+) -> None:
     lock = keypad_lock(live_server)
     done = run(
         "invite",
@@ -149,6 +179,12 @@ def test_invite_with_code_makes_a_keypad_code(live_server: LiveServer, run) -> N
     (user,) = [u for u in get(live_server, "/account/user") if u["email"] == "cleaner@example.com"]
     assert key["accountUserId"] == user["accountUserId"]
     assert key["syncState"] == "applied"
+    (message,) = smtp_server.mailbox.wait_for(1, timeout=10)
+    assert message["To"] == "cleaner@example.com"
+    assert subject_of(message) == "Your keypad code for Front Door: Cleaner"
+    bodies = mail_bodies(message)
+    assert "345678" in bodies["text/plain"] and "345678" in bodies["text/html"]
+    assert GUEST_LINK.search(bodies["text/plain"])
 
 
 def test_usage_errors_exit_2_before_anything_is_created(live_server: LiveServer, run) -> None:
@@ -227,7 +263,9 @@ def test_bad_csv_exits_2(run, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "can't read" in missing.stderr
 
 
-def test_the_seed_workflow_end_to_end_through_the_cli(live_server: LiveServer, run) -> None:
+def test_the_seed_workflow_end_to_end_through_the_cli(
+    live_server: LiveServer, smtp_server: SmtpServer, run
+) -> None:
     """The seed's six curl calls as four commands: invite, edit, disable, remove (key, user)."""
     lock = keypad_lock(live_server)
     done = run(*INVITE)
@@ -257,6 +295,17 @@ def test_the_seed_workflow_end_to_end_through_the_cli(live_server: LiveServer, r
     done = run("users", "rm", "guest@example.com")
     assert done.returncode == 0, done.stderr
     assert get(live_server, "/account/user", email="guest@example.com") == []
+
+    # the invite, then a notice when the key was switched off and when it was removed; none
+    # when the user went, as the user's only key was already gone
+    messages = smtp_server.mailbox.wait_for(3, timeout=10)
+    time.sleep(0.5)
+    assert [subject_of(m) for m in smtp_server.mailbox.messages] == [
+        "Your key to Front Door: Guest",
+        "Your key to Front Door is switched off: Guest (January)",
+        "Your key to Front Door was revoked: Guest (January)",
+    ]
+    assert {m["To"] for m in messages} == {"guest@example.com"}
 
 
 def test_invite_status_resend_and_the_outbox_from_the_cli(

@@ -124,7 +124,7 @@ PLACEHOLDERS = (
     "AccountUserID",
 )
 NUKI = "https://api.nuki.io"
-INVITE_CODE = re.compile(r"Invite code:\s+(\d{3} \d{3} \d{3})\b")
+GUEST_LINK = re.compile(r"https?://[^/\s\"<>]+/guest/([A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])")
 
 
 # --- running them -----------------------------------------------------------------------------
@@ -178,11 +178,13 @@ def run_curl(command: str, *, show_headers: bool = False) -> CurlAnswer:
 
 
 def mail_parts(message: Message) -> tuple[str, str, str]:
-    """To, Subject and the plain-text body of a received mail, decoded."""
+    """To, Subject and the plain-text part of a received (multipart/alternative) mail."""
     subject = str(make_header(decode_header(message["Subject"])))
-    payload = message.get_payload(decode=True)
+    assert message.get_content_type() == "multipart/alternative"
+    (text,) = [part for part in message.walk() if part.get_content_type() == "text/plain"]
+    payload = text.get_payload(decode=True)
     assert isinstance(payload, bytes)
-    body = payload.decode(message.get_content_charset() or "utf-8").replace("\r\n", "\n")
+    body = payload.decode(text.get_content_charset() or "utf-8").replace("\r\n", "\n")
     return message["To"], subject, body
 
 
@@ -258,7 +260,7 @@ def test_the_seed_workflow_runs_as_printed(
     assert lock_name in subject and key_name in subject
     assert f"Lock:         {lock_name}" in body
     assert f"Key:          {key_name}" in body
-    assert INVITE_CODE.search(body), body
+    assert GUEST_LINK.search(body), body
 
     # Get the key ID: applied on the (virtual) lock, with the slot it got
     def listed(name: str) -> dict[str, Any] | None:
@@ -296,9 +298,10 @@ def test_the_seed_workflow_runs_as_printed(
     assert to == email
     assert restricted_name in subject and lock_name in subject
     assert "Mon–Fri, 08:00–18:00" in body, body
-    second_code = INVITE_CODE.search(body)
-    assert second_code
-    assert second_code.group(1) != INVITE_CODE.search(mail_parts(messages[0])[2]).group(1)
+    second_link = GUEST_LINK.search(body)
+    assert second_link
+    first_link = GUEST_LINK.search(mail_parts(messages[0])[2])
+    assert first_link and second_link.group(1) != first_link.group(1)
     key = wait_until(
         lambda: (k := listed(restricted_name)) and k.get("syncState") == "applied" and k,
         what="the restricted key to be applied",
@@ -341,6 +344,18 @@ def test_the_seed_workflow_runs_as_printed(
     answer = run_curl(fill(GET_KEYS, server, **common))
     assert all(k["id"] != first_key_id for k in answer.json())
 
-    # no more mail than the two invites
+    # after the two invites, a notice for each key that stopped working: the restricted key
+    # switched off, then deleted; the first key deleted with its user. No more mail than that.
+    messages = mailbox.wait_for(5, timeout=10)
     time.sleep(0.5)
-    assert len(mailbox.messages) == 2
+    assert len(mailbox.messages) == 5
+    notices = [mail_parts(m) for m in messages[2:]]
+    assert {to for to, _, _ in notices} == {email}
+    assert sorted(subject for _, subject, _ in notices) == sorted(
+        [
+            f"Your key to {lock_name} is switched off: {new_name}",
+            f"Your key to {lock_name} was revoked: {new_name}",
+            f"Your key to {lock_name} was revoked: {key_name}",
+        ]
+    )
+    assert not any(GUEST_LINK.search(body) for _, _, body in notices)  # no secrets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -320,3 +321,116 @@ def test_describe_rejects_bad_timezone() -> None:
 )
 def test_is_valid_timezone(name: str, expected: bool) -> None:
     assert is_valid_timezone(name) is expected
+
+
+# --- in German --------------------------------------------------------------------------------
+
+VIENNA_WINTER: dict[str, Any] = {
+    "allowed_from_date": datetime(2026, 11, 30, 23, tzinfo=UTC),
+    "allowed_until_date": datetime(2027, 1, 31, 23, tzinfo=UTC),
+    "allowed_week_days": 124,
+    "allowed_from_time": 480,
+    "allowed_until_time": 1080,
+}
+
+
+def describe_in(language: str | None, timezone: str = "Europe/Vienna", **kwargs: Any) -> str:
+    return describe_validity(**restrictions(**kwargs), timezone=timezone, language=language)
+
+
+def test_describe_full_example_in_german() -> None:
+    assert describe_in("de", **VIENNA_WINTER) == (
+        "Mo–Fr, 08:00–18:00, 1. Dez. 2026 – 31. Jan. 2027, Zeitzone Europe/Vienna"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, "jederzeit, ohne Einschränkung"),
+        ({"allowed_week_days": 127}, "jederzeit, ohne Einschränkung"),
+        ({"allowed_from_time": 0, "allowed_until_time": 0}, "jederzeit, ohne Einschränkung"),
+        ({"allowed_week_days": 82}, "Mo, Mi, Sa, Zeitzone Europe/Vienna"),
+        ({"allowed_week_days": 119}, "Mo–Mi, Fr–So, Zeitzone Europe/Vienna"),
+        ({"allowed_week_days": 3}, "Sa, So, Zeitzone Europe/Vienna"),
+        (
+            {"allowed_from_time": 450, "allowed_until_time": 1005},
+            "07:30–16:45, Zeitzone Europe/Vienna",
+        ),
+        (
+            {"allowed_from_date": datetime(2026, 11, 30, 23, tzinfo=UTC)},
+            "ab 1. Dez. 2026, Zeitzone Europe/Vienna",
+        ),
+        (
+            {"allowed_until_date": datetime(2027, 1, 31, 23, tzinfo=UTC)},
+            "bis 31. Jan. 2027, Zeitzone Europe/Vienna",
+        ),
+        (
+            {"allowed_from_date": datetime(2026, 3, 1, 8, 30, tzinfo=UTC)},
+            "ab 1. März 2026 um 09:30, Zeitzone Europe/Vienna",
+        ),
+        (
+            {
+                "allowed_from_date": datetime(2026, 6, 30, 22, tzinfo=UTC),
+                "allowed_until_date": datetime(2026, 7, 1, 6, 15, tzinfo=UTC),
+            },
+            "1. Juli 2026 – 1. Juli 2026 um 08:15, Zeitzone Europe/Vienna",
+        ),
+        (
+            {"allowed_until_date": datetime(2026, 5, 31, 22, tzinfo=UTC)},
+            "bis 31. Mai 2026, Zeitzone Europe/Vienna",
+        ),
+    ],
+)
+def test_describe_examples_in_german(kwargs: dict[str, Any], expected: str) -> None:
+    assert describe_in("de", **kwargs) == expected
+
+
+def test_german_month_names() -> None:
+    months = [
+        describe_in("de", "UTC", allowed_from_date=datetime(2026, month, 1, tzinfo=UTC))
+        for month in range(1, 13)
+    ]
+    assert [m.removeprefix("ab 1. ").removesuffix(" 2026, Zeitzone UTC") for m in months] == [
+        "Jan.",
+        "Feb.",
+        "März",
+        "Apr.",
+        "Mai",
+        "Juni",
+        "Juli",
+        "Aug.",
+        "Sept.",
+        "Okt.",
+        "Nov.",
+        "Dez.",
+    ]
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "", None, "EN", "deu"])
+def test_describe_in_english_unless_german(language: str | None) -> None:
+    assert describe_in(language, **VIENNA_WINTER) == (
+        "Mon–Fri, 08:00–18:00, 1 Dec 2026 – 31 Jan 2027, Europe/Vienna time"
+    )
+    assert describe_in(language) == "any time, no restrictions"
+
+
+@given(
+    st.integers(min_value=0, max_value=127),
+    st.sampled_from([None, (0, 0), (480, 1080), (0, 1439)]),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+)
+def test_german_and_english_describe_the_same_days_times_and_dates(
+    mask: int, window: tuple[int, int] | None, start: datetime
+) -> None:
+    kwargs: dict[str, Any] = {"allowed_week_days": mask, "allowed_from_date": start}
+    if window is not None:
+        kwargs["allowed_from_time"], kwargs["allowed_until_time"] = window
+    english = describe_in("en", "UTC", **kwargs)
+    german = describe_in("de", "UTC", **kwargs)
+    # The same numbers in the same order: only the words differ.
+    numbers = re.compile(r"\d+")
+    assert numbers.findall(german) == numbers.findall(english)
+    assert german.endswith(", Zeitzone UTC") and english.endswith(", UTC time")
+    english_words = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "from", "until", "time"}
+    assert not english_words & set(re.findall(r"[A-Za-z]+", german))

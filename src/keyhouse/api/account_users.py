@@ -125,5 +125,5 @@ def delete_user(
     runtime = runtime_of(request)
     with runtime.db.session() as session:
         outcome = account_users.delete_user(session, caller, accountUserId)
-    runtime.after_commit(outcome.lock_ids)
+    runtime.after_commit(outcome.lock_ids, outcome.mails)
     return no_content()

@@ -56,9 +56,9 @@ def build_message(row: OutboxMessage, sender: str, public_url: str) -> EmailMess
         values["guest_url"] = public_url.rstrip("/") + GUEST_PATH + values["link_secret"]
     rendered = render_mail(row.kind, row.language, values)
     message["Subject"] = rendered.subject
-    message["Content-Language"] = row.language
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    message["Content-Language"] = row.language  # after the parts: set_content clears Content-*
     return message
 
 

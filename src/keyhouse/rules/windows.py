@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,8 +14,57 @@ WEEKDAY_BITS: dict[int, int] = {0: 64, 1: 32, 2: 16, 3: 8, 4: 4, 5: 2, 6: 1}
 ALL_WEEK_DAYS = 127
 LAST_MINUTE = 1439
 
-_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+@dataclass(frozen=True)
+class _Words:
+    """How one language writes a key's validity (see ``describe_validity``)."""
+
+    days: tuple[str, ...]  # Monday first
+    months: tuple[str, ...]
+    date: str  # {day} {month} {year}
+    date_time: str  # {date} {time}: a date that does not start at midnight
+    starting: str  # an open end: "from …"
+    ending: str  # "until …"
+    zone: str  # the lock's time zone
+    any_time: str  # no restrictions at all
+
+
+_WORDS: dict[str, _Words] = {
+    "en": _Words(
+        days=("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+        months=("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+        date="{day} {month} {year}",
+        date_time="{date} {time}",
+        starting="from {}",
+        ending="until {}",
+        zone="{} time",
+        any_time="any time, no restrictions",
+    ),
+    "de": _Words(
+        days=("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So"),
+        months=(
+            "Jan.",
+            "Feb.",
+            "März",
+            "Apr.",
+            "Mai",
+            "Juni",
+            "Juli",
+            "Aug.",
+            "Sept.",
+            "Okt.",
+            "Nov.",
+            "Dez.",
+        ),
+        date="{day}. {month} {year}",
+        date_time="{date} um {time}",
+        starting="ab {}",
+        ending="bis {}",
+        zone="Zeitzone {}",
+        any_time="jederzeit, ohne Einschränkung",
+    ),
+}
+"""Languages ``describe_validity`` speaks; any other gets English."""
 
 
 def _check_week_days(mask: int) -> None:
@@ -114,7 +164,7 @@ def check_restrictions(
         )
 
 
-def _days_text(mask: int) -> str:
+def _days_text(mask: int, words: _Words) -> str:
     days = weekdays_in_mask(mask)
     runs: list[list[int]] = []
     for day in days:
@@ -125,21 +175,21 @@ def _days_text(mask: int) -> str:
     parts: list[str] = []
     for run in runs:
         if len(run) >= 3:
-            parts.append(f"{_DAY_NAMES[run[0]]}–{_DAY_NAMES[run[-1]]}")
+            parts.append(f"{words.days[run[0]]}–{words.days[run[-1]]}")
         else:
-            parts.extend(_DAY_NAMES[day] for day in run)
+            parts.extend(words.days[day] for day in run)
     return ", ".join(parts)
 
 
-def _local_date_text(dt: datetime, zone: ZoneInfo, *, end: bool = False) -> str:
+def _local_date_text(dt: datetime, zone: ZoneInfo, words: _Words, *, end: bool = False) -> str:
     """The date in the lock's zone; an end at local midnight names the last whole day."""
     local = _as_utc(dt).astimezone(zone)
     at_midnight = (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0)
     if end and at_midnight:
         local = local - timedelta(days=1)
-    text = f"{local.day} {_MONTH_NAMES[local.month - 1]} {local.year}"
+    text = words.date.format(day=local.day, month=words.months[local.month - 1], year=local.year)
     if not at_midnight:
-        text += f" {local.hour:02d}:{local.minute:02d}"
+        text = words.date_time.format(date=text, time=f"{local.hour:02d}:{local.minute:02d}")
     return text
 
 
@@ -151,14 +201,16 @@ def describe_validity(
     allowed_from_time: int | None,
     allowed_until_time: int | None,
     timezone: str,
-    language: str = "en",
+    language: str | None = "en",
 ) -> str:
     """Describe a key's time restrictions in plain words, in the lock's time zone.
 
     E.g. ``Mon–Fri, 08:00–18:00, 1 Dec 2026 – 31 Jan 2027, Europe/Vienna time``. The end is
     inclusive in words: an until-date at local midnight (2027-02-01T00:00 in Vienna) names the
-    last whole day it allows (31 Jan 2027).
+    last whole day it allows (31 Jan 2027). ``language`` "de" gives German (``Mo–Fr,
+    08:00–18:00, 1. Dez. 2026 – 31. Jan. 2027, Zeitzone Europe/Vienna``); any other, English.
     """
+    words = _WORDS.get(language or "en", _WORDS["en"])
     if not is_valid_timezone(timezone):
         raise RuleViolation(
             "timezone",
@@ -168,26 +220,28 @@ def describe_validity(
     zone = ZoneInfo(timezone)
     parts: list[str] = []
     if allowed_week_days not in (None, 0, ALL_WEEK_DAYS):
-        parts.append(_days_text(allowed_week_days))
+        parts.append(_days_text(allowed_week_days, words))
     if allowed_from_time is not None or allowed_until_time is not None:
         if allowed_from_time is None:
-            parts.append(f"until {_hhmm(allowed_until_time)}")
+            parts.append(words.ending.format(_hhmm(allowed_until_time)))
         elif allowed_until_time is None:
-            parts.append(f"from {_hhmm(allowed_from_time)}")
+            parts.append(words.starting.format(_hhmm(allowed_from_time)))
         elif (allowed_from_time, allowed_until_time) != (0, 0):
             parts.append(f"{_hhmm(allowed_from_time)}–{_hhmm(allowed_until_time)}")
     if allowed_from_date is not None and allowed_until_date is not None:
         parts.append(
-            f"{_local_date_text(allowed_from_date, zone)} – "
-            f"{_local_date_text(allowed_until_date, zone, end=True)}"
+            f"{_local_date_text(allowed_from_date, zone, words)} – "
+            f"{_local_date_text(allowed_until_date, zone, words, end=True)}"
         )
     elif allowed_from_date is not None:
-        parts.append(f"from {_local_date_text(allowed_from_date, zone)}")
+        parts.append(words.starting.format(_local_date_text(allowed_from_date, zone, words)))
     elif allowed_until_date is not None:
-        parts.append(f"until {_local_date_text(allowed_until_date, zone, end=True)}")
+        parts.append(
+            words.ending.format(_local_date_text(allowed_until_date, zone, words, end=True))
+        )
     if not parts:
-        return "any time, no restrictions"
-    parts.append(f"{timezone} time")
+        return words.any_time
+    parts.append(words.zone.format(timezone))
     return ", ".join(parts)
 
 

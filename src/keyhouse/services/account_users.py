@@ -120,7 +120,11 @@ def update_user(
 
 
 def delete_user(session: Session, caller: Caller, account_user_id: int) -> auths.Outcome:
-    """Delete the user; their keys are removed from the locks first (asynchronously)."""
+    """Delete the user; their keys are removed from the locks first (asynchronously).
+
+    Each app key or keypad code of the user queues a ``key_deleted`` notice; the keys go before
+    the user row, in this transaction, so the notices still find the user's name and address.
+    """
     row = get_user(session, caller, account_user_id)
     outcome = auths.delete_keys_of_user(session, caller, account_user_id)
     session.delete(row)

@@ -25,7 +25,7 @@ from keyhouse.rules.keypad import (
 from keyhouse.rules.windows import check_restrictions
 from keyhouse.schemas.auth import SmartlockAuthCreate, SmartlockAuthUpdate
 from keyhouse.services.caller import Caller
-from keyhouse.services.invites import queue_invite
+from keyhouse.services.invites import queue_invite, queue_notice
 from keyhouse.services.problems import Problems
 from keyhouse.store import repo
 from keyhouse.store.models import Account, Smartlock, SmartlockAuth
@@ -327,12 +327,24 @@ def _apply_update(
         _check_code_free(session, caller, lock, merged.get("code"), row.id)
     if all(merged[column] == current[column] for column in changes):
         return
+    holder = row.account_user_id
     for column, value in changes.items():
         setattr(row, column, value)
     row.updated_at = utcnow()
     repo.enqueue_operation(session, row, "put_auth", device_payload(row))
     outcome.auth_keys.append(row.id)
     outcome.lock_ids.add(row.smartlock_id)
+    # Switching a key off tells its holder: their guest link (and keypad code) stops working.
+    # Switching it on again sends nothing: the guest page checks ``enabled`` live, so the same
+    # link simply works again, and the off-notice already says so.
+    if current["enabled"] and not row.enabled:
+        _count(outcome, queue_notice(session, "key_disabled", row, account_user_id=holder))
+
+
+def _count(outcome: Outcome, mail: object | None) -> None:
+    """Count a queued mail, so the answer nudges the mail worker."""
+    if mail is not None:
+        outcome.mails += 1
 
 
 def key_on_lock(
@@ -386,6 +398,8 @@ def update_keys(
 
 
 def _delete(session: Session, row: SmartlockAuth, outcome: Outcome) -> None:
+    """Mark the key for removal from its lock, and tell its holder (once: a key already being
+    deleted is left as it is). A disabled key's holder is told too: deleted is for good."""
     if row.deleting:
         return
     row.deleting = True
@@ -393,6 +407,7 @@ def _delete(session: Session, row: SmartlockAuth, outcome: Outcome) -> None:
     repo.enqueue_operation(session, row, "remove_auth", {"authId": row.auth_id})
     outcome.auth_keys.append(row.id)
     outcome.lock_ids.add(row.smartlock_id)
+    _count(outcome, queue_notice(session, "key_deleted", row))
 
 
 def delete_key(session: Session, caller: Caller, smartlock_id: int, auth_key: str) -> Outcome:
@@ -419,6 +434,8 @@ def delete_keys(session: Session, caller: Caller, auth_keys: Sequence[str]) -> O
 
 
 def delete_keys_of_user(session: Session, caller: Caller, account_user_id: int) -> Outcome:
+    """Delete the user's keys, each with its notice: call it before the user row goes, in the
+    same transaction (the notices read the user's name and address)."""
     outcome = Outcome()
     for row in repo.list_auths(session, caller.account_id, account_user_id=account_user_id):
         _delete(session, row, outcome)

@@ -1,4 +1,6 @@
-"""The invite e-mail of an app key: written to the outbox in the key's own transaction."""
+"""The mails about a key to its user: the invite (with the guest link) when the key is made,
+and a notice when it is switched off or deleted. Each is written to the outbox in the key's own
+transaction."""
 
 from __future__ import annotations
 
@@ -10,14 +12,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from keyhouse.errors import Conflict, ValidationFailed
-from keyhouse.rules.dates import utcnow
-from keyhouse.rules.keypad import KEYPAD_CODE_TYPE
 from keyhouse.mail.render import mail_language, render_mail
+from keyhouse.rules.dates import utcnow
+from keyhouse.rules.keypad import APP_KEY_TYPE, KEYPAD_CODE_TYPE
 from keyhouse.rules.secrets_ import hash_token, new_link_secret
 from keyhouse.rules.windows import describe_validity
 from keyhouse.schemas.invite import InviteStatus
 from keyhouse.services.caller import Caller
 from keyhouse.services.present import Shape, shape_dict
+from keyhouse.store import repo
 from keyhouse.store.models import (
     Account,
     AccountUser,
@@ -29,6 +32,9 @@ from keyhouse.store.models import (
 
 INVITE_VALID_FOR = timedelta(days=30)
 NOT_KEPT = "(sent, not kept)"
+NOTICE_KINDS = ("key_disabled", "key_deleted")
+NOTIFIED_TYPES = (APP_KEY_TYPE, KEYPAD_CODE_TYPE)
+"""Keys whose user got an invite (and its guest link), so is told when the key stops working."""
 
 
 def mail_context(
@@ -135,6 +141,38 @@ def queue_invite(
     return message
 
 
+def queue_notice(
+    session: Session, kind: str, key: SmartlockAuth, *, account_user_id: int | None = None
+) -> OutboxMessage | None:
+    """Tell the key's user that ``key`` was switched off (``key_disabled``) or deleted
+    (``key_deleted``), in the caller's transaction; None when there is nobody to tell.
+
+    Only app keys and keypad codes given to an account user are told (they got an invite); a
+    fob or a keypad code without a user is not. ``account_user_id`` names the user who held the
+    key when a change also gave it to someone else; by default it is the key's user. The user's
+    name and address are read now, so the notice goes out even if the user is deleted next, in
+    the same transaction. A notice carries no secrets.
+    """
+    if kind not in NOTICE_KINDS:
+        raise ValueError(f"{kind!r} is not a notice: use one of {', '.join(NOTICE_KINDS)}")
+    holder = account_user_id if account_user_id is not None else key.account_user_id
+    if key.type not in NOTIFIED_TYPES or holder is None:
+        return None
+    user = repo.user(session, key.account_id, holder)
+    account = session.get(Account, key.account_id)
+    lock = session.get(Smartlock, key.smartlock_id)
+    if user is None or account is None or lock is None:
+        return None
+    return queue_mail(
+        session,
+        account_id=key.account_id,
+        kind=kind,
+        user=user,
+        context=mail_context(account=account, lock=lock, key=key, user=user),
+        reference=key.id,
+    )
+
+
 DELIVERY_STATUS = {
     "pending": "queued",
     "sending": "queued",
@@ -190,16 +228,17 @@ def invite_statuses(
 
 
 def resend_invite(session: Session, caller: Caller, smartlock_id: int, auth_key: str) -> Shape:
-    """A new invite (a new code) for an app key; earlier codes of the key stop working."""
-    from keyhouse.services.auths import APP, key_on_lock
+    """A new invite (a new guest link) for an app key or keypad code of a user; earlier links
+    of the key stop working."""
+    from keyhouse.services.auths import key_on_lock
 
     key = key_on_lock(session, caller, smartlock_id, auth_key)
-    if key.type != APP or key.account_user_id is None:
+    if key.type not in NOTIFIED_TYPES or key.account_user_id is None:
         raise Conflict(
-            f"key {key.id} ({key.name!r}) is not an app key of an account user: only those "
-            "have invites",
+            f"key {key.id} ({key.name!r}) is not an app key or keypad code of an account "
+            "user: only those have invites",
             field="id",
-            rule="app_key_with_user",
+            rule="key_with_user",
         )
     if key.deleting or not key.enabled:
         state = "being deleted" if key.deleting else "disabled"
