@@ -6,7 +6,7 @@ import base64
 import hashlib
 import re
 
-from keyhouse.rules.secrets_ import hash_token, new_api_token, new_invite_code
+from keyhouse.rules.secrets_ import hash_token, new_api_token, new_link_secret
 
 
 def test_api_token_shape_and_entropy() -> None:
@@ -25,7 +25,8 @@ def test_hash_token_is_sha256_hex() -> None:
     assert hash_token("a") != hash_token("b")
 
 
-def test_invite_code_shape() -> None:
-    codes = [new_invite_code() for _ in range(1000)]
-    assert all(re.fullmatch(r"[1-9][0-9]{8}", code) for code in codes)
-    assert len(set(codes)) > 990
+def test_a_guest_link_secret_has_256_random_bits_in_url_safe_base64() -> None:
+    secrets = [new_link_secret() for _ in range(1000)]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", secret) for secret in secrets)
+    assert all(len(base64.urlsafe_b64decode(secret + "=")) == 32 for secret in secrets)
+    assert len(set(secrets)) == 1000

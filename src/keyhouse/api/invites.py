@@ -36,10 +36,11 @@ def list_invites(
 
 @router.post(
     "/smartlock/{smartlockId}/auth/{id}/invite",
-    summary="Send the invite of an app key again, with a new code",
+    summary="Send the invite of a key again, with a new guest link",
     responses={200: {"model": InviteStatus}},
     description="Scope: smartlock.auth. Nuki has no resend (users delete and recreate the "
-    "key). The key's earlier invite codes stop working; the answer is the new invite, queued.",
+    "key). For an app key or a keypad code given to an account user. The key's earlier guest "
+    "links stop working; the answer is the new invite, queued.",
 )
 def resend_invite(
     request: Request,

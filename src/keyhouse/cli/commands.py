@@ -513,7 +513,7 @@ def keys_resend(
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Send an app key's invite again, with a new code (earlier codes stop working)."""
+    """Send a key's invite again, with a new guest link (the earlier link stops working)."""
     with api(url, token) as client:
         found = find_lock(client, lock)
         target = find_key(client, found, key)

@@ -1,4 +1,4 @@
-"""Random secrets: API tokens and invite codes, and token hashing."""
+"""Random secrets: API tokens and guest links, and their hashing."""
 
 from __future__ import annotations
 
@@ -14,11 +14,6 @@ def new_api_token() -> str:
 def hash_token(token: str) -> str:
     """Return the SHA-256 hex digest of the UTF-8 encoded token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def new_invite_code() -> str:
-    """Return a 9-digit decimal invite code whose first digit is not 0."""
-    return str(100_000_000 + secrets.randbelow(900_000_000))
 
 
 def new_link_secret() -> str:
