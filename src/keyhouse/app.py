@@ -12,7 +12,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from keyhouse import __version__
-from keyhouse.api import account_users, auths, doors, emulator, invites, logs, smartlocks
+from keyhouse.api import (
+    account_users,
+    auths,
+    doors,
+    emulator,
+    guest,
+    invites,
+    logs,
+    smartlocks,
+)
 from keyhouse.api.errors import install_error_handlers
 from keyhouse.api.middleware import RequestIdMiddleware
 from keyhouse.api.openapi import build_openapi
@@ -50,6 +59,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(emulator.router)
     app.include_router(invites.router)
     app.include_router(account_users.router)
+    # The guest page an invite link opens (HTML, and its CSS at /guest/assets/guest.css).
+    guest.install(app)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

@@ -25,7 +25,6 @@ from keyhouse.rules.keypad import KEYPAD_CODE_TYPE, MAX_AUTHS_PER_LOCK, MAX_KEYP
 from keyhouse.store.database import Database
 from keyhouse.store.models import SimulatedAuth, SimulatedLock
 
-
 FIRST_KEY_SLOT = 2  # slot 1 is the owner's own authorization (Smartlock.authId)
 FAULTS = ("busy", "motorBlocked", "codeExists", "full")
 
@@ -239,24 +238,27 @@ class VirtualLockLink:
         *,
         remote: bool,
         device_type: int = 4,
+        trigger: int = TRIGGER_APP,
     ) -> DoorEvent:
-        """A person uses the app key in ``slot`` (near the door, or remotely)."""
+        """A person uses the app key in ``slot`` (near the door, or remotely).
+
+        ``trigger`` is what the log shows: the app (5) by default, the web (4) when the key is
+        used from the guest page.
+        """
         with self._reach(smartlock_id) as (session, device):
             row = session.get(SimulatedAuth, (smartlock_id, slot))
             if row is None or row.data.get("type") == KEYPAD_CODE_TYPE:
                 what = "a keypad code" if row is not None else "empty"
                 return DoorEvent(
                     action=action,
-                    trigger=TRIGGER_APP,
+                    trigger=trigger,
                     state=LOG_REJECTED,
                     opened=False,
                     reason=f"refused: slot {slot} on this lock is {what}, not an app key",
                     slot=slot,
                     error="no such app key",
                 )
-            return self._use(
-                device, device_type, row, action, TRIGGER_APP, at, timezone, remote=remote
-            )
+            return self._use(device, device_type, row, action, trigger, at, timezone, remote=remote)
 
     def _use(
         self,

@@ -46,5 +46,6 @@ def check_keypad_code(code: int) -> None:
             "so choose different first digits",
         )
 
+
 APP_KEY_TYPE, FOB_TYPE, KEYPAD_CODE_TYPE = 0, 2, 13
 """``SmartlockAuth.type`` of an app key, a fob and a keypad code (the types one may create)."""

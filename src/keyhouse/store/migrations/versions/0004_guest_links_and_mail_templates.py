@@ -23,7 +23,9 @@ def upgrade() -> None:
     op.execute("UPDATE invites SET expires_at = created_at")
     with op.batch_alter_table("invites", schema=None) as batch_op:
         batch_op.alter_column("code_hash", new_column_name="link_hash")
-        batch_op.add_column(sa.Column("redeemed_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("redeemed_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=True)
+        )
         batch_op.add_column(sa.Column("device_hash", sa.String(length=64), nullable=True))
         batch_op.create_unique_constraint("uq_invites_link_hash", ["link_hash"])
     with op.batch_alter_table("outbox", schema=None) as batch_op:
@@ -32,7 +34,11 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("context", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("secrets", sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column("handed_over_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column(
+                "handed_over_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=True
+            )
+        )
     op.execute("UPDATE outbox SET kind = 'invite' WHERE kind = 'invite_mail'")
 
 
