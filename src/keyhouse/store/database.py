@@ -61,8 +61,15 @@ class Database:
         finally:
             session.close()
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema up to ``revision`` (the newest Alembic revision by default)."""
+        self._alembic("upgrade", revision)
+
+    def downgrade(self, revision: str) -> None:
+        """Take the schema back to ``revision`` (for the migrations' own tests)."""
+        self._alembic("downgrade", revision)
+
+    def _alembic(self, direction: str, revision: str) -> None:
         from alembic import command
         from alembic.config import Config
 
@@ -71,7 +78,7 @@ class Database:
         config.attributes["connection_url"] = self.url
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            getattr(command, direction)(config, revision)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -162,7 +162,7 @@ class Invite(Base):
     auth_key: Mapped[str] = mapped_column(String(24), index=True)
     account_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # SHA-256 of the guest link's secret (256 random bits); the secret itself is only mailed.
-    link_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    link_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Until then the link may be redeemed; a resend ends the earlier invites of the key.
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
