@@ -48,7 +48,8 @@ def authenticator(
         USER.encode(),
         PASSWORD.encode(),
     )
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd answers a refusal with 535 (handled=True would leave it to us)
+    return AuthResult(success=ok, handled=False)
 
 
 @contextmanager
@@ -113,6 +114,24 @@ def test_starttls_and_login_then_the_mail_arrives_from_mail_from(
             assert message["From"] == "Flat 2 <flat2@example.com>"
             assert message["To"] == "guest@example.com"
             assert wait_until(lambda: outbox(tenant).status == "sent", what="sent")
+
+
+def test_a_wrong_password_fails_the_mail_with_the_servers_535(
+    ca: trustme.CA, cafile: str, tmp_path: Path
+) -> None:
+    options = {"tls_context": server_context(ca), "authenticator": authenticator}
+    with mail_server(**options) as (box, port):
+        url = f"smtp://{quoted(USER)}:wrong@127.0.0.1:{port}?cafile={cafile}"
+        with tenant_sending_to(tmp_path, url) as tenant:
+            invite(tenant)
+            row = wait_until(
+                lambda: (r := outbox(tenant)).status == "failed" and r, what="a failed login"
+            )
+    assert box.messages == []
+    assert row.attempts == 1  # a refused login is not retried
+    assert row.last_error is not None
+    assert row.last_error.startswith(f"the mail server refused the login of {USER!r}: 535")
+    assert "Authentication credentials invalid" in row.last_error
 
 
 def test_smtps_speaks_tls_from_the_start(ca: trustme.CA, cafile: str, tmp_path: Path) -> None:
