@@ -205,6 +205,180 @@ def test_a_german_guest_gets_the_validity_in_german(tenant: Tenant) -> None:
     assert_page(tenant.client.get(f"/guest/{secret}"), 200, expected)
 
 
+# --- the page's language ---------------------------------------------------------------------
+
+GERMAN_BROWSER = {"Accept-Language": "de-AT,de;q=0.9,en;q=0.5"}
+ENGLISH_BROWSER = {"Accept-Language": "en-US"}
+ENGLISH_LABELS = ("Your key", "Valid", "Right now", "Open", "Not valid now", "Done:", "This key")
+
+
+def html_lang(answer: httpx.Response) -> str:
+    found = re.search(r'<html lang="([^"]*)">', answer.text)
+    assert found, answer.text
+    return found.group(1)
+
+
+def assert_no_english(answer: httpx.Response) -> None:
+    shown = text_of(answer)
+    for english in ENGLISH_LABELS:
+        assert english not in shown, (english, shown)
+
+
+def test_a_german_users_page_is_all_german(tenant: Tenant) -> None:
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=60)
+    _key, secret = guest_key(tenant, language="de", allowedUntilDate=iso(until))
+    validity = describe_validity(
+        allowed_from_date=None,
+        allowed_until_date=until,
+        allowed_week_days=None,
+        allowed_from_time=None,
+        allowed_until_time=None,
+        timezone=lock_timezone(tenant, tenant.plain_lock),
+        language="de",
+    )
+    # the user's language wins over the browser's
+    answer = tenant.client.get(f"/guest/{secret}", headers=ENGLISH_BROWSER)
+    assert_page(answer, 200, "Ihr Schlüssel", "Flat 2", "Gültig", validity, "Jetzt gültig")
+    assert html_lang(answer) == "de"
+    assert re.search(r'<dt>Gültig</dt>\s*<dd id="validity">', answer.text)
+    assert re.search(
+        r'<dt>Im Moment</dt>\s*<dd id="now" class="yes">Jetzt gültig</dd>', answer.text
+    )
+    assert re.search(r'<button type="submit" id="open">Öffnen</button>', answer.text)
+    assert_no_english(answer)
+
+
+def test_a_german_user_gets_the_note_in_german_and_the_refusal_too(tenant: Tenant) -> None:
+    _key, secret = guest_key(tenant, language="de", remote=False)
+    page = tenant.client.get(f"/guest/{secret}")
+    assert_page(page, 200, "Jetzt gültig", "Dieser Schlüssel funktioniert nur direkt an der Tür")
+    assert 'id="open"' not in page.text
+    assert_no_english(page)
+
+    answer = open_door(tenant.client, secret)
+    assert_page(
+        answer,
+        403,
+        "Nicht aufgesperrt",
+        "Das Schloss „Flat 2“ wurde nicht aufgesperrt: Dieser Schlüssel funktioniert nur direkt "
+        "an der Tür mit der App.",
+    )
+    assert html_lang(answer) == "de"
+    assert_no_english(answer)
+    assert lock_state(tenant, tenant.plain_lock) == LOCKED
+
+
+def test_a_german_user_outside_the_window_reads_why_in_german(tenant: Tenant) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
+    _key, secret = guest_key(tenant, language="de", allowedFromDate=iso(start))
+    page = tenant.client.get(f"/guest/{secret}")
+    assert_page(
+        page,
+        200,
+        "Jetzt nicht gültig: Der Schlüssel gilt noch nicht.",
+        "Sie können die Tür von hier aus öffnen, solange der Schlüssel gilt: ab ",
+    )
+    assert_no_english(page)
+    assert "before the key's validity starts" not in page.text
+
+    answer = tenant.client.post(f"/guest/{secret}")
+    assert_page(
+        answer, 403, "wurde nicht aufgesperrt: Der Schlüssel gilt gerade nicht. Gültig: ab "
+    )
+    assert_page(answer, 403, "Zurück zu Ihrem Schlüssel")
+    assert_no_english(answer)
+
+
+def test_a_german_user_reads_the_success_in_german(tenant: Tenant) -> None:
+    _key, secret = guest_key(tenant, language="de")
+    answer = tenant.client.post(f"/guest/{secret}", follow_redirects=True)
+    assert_page(answer, 200, "Erledigt: Das Schloss „Flat 2“ ist aufgesperrt.")
+    assert html_lang(answer) == "de"
+    assert_no_english(answer)
+    assert lock_state(tenant, tenant.plain_lock) == UNLOCKED
+
+
+def test_a_german_users_dead_link_is_german(tenant: Tenant) -> None:
+    key, secret = guest_key(tenant, language="de")
+    answer = tenant.post(
+        f"/smartlock/{tenant.plain_lock}/auth/{key['id']}", json={"enabled": False}
+    )
+    assert answer.status_code == 204, answer.text
+    for answer in (
+        tenant.client.get(f"/guest/{secret}", headers=ENGLISH_BROWSER),
+        open_door(tenant.client, secret),
+    ):
+        assert_page(
+            answer,
+            410,
+            "Schlüssel ausgeschaltet",
+            "Dieser Schlüssel wurde von seinem Besitzer ausgeschaltet.",
+        )
+        assert html_lang(answer) == "de"
+        assert "switched off" not in answer.text
+
+
+def test_a_german_users_taken_link_is_german(tenant: Tenant) -> None:
+    _key, secret = guest_key(tenant, language="de")
+    assert open_door(tenant.client, secret).status_code == 303
+    other = browser(tenant)
+    for answer in (
+        other.get(f"/guest/{secret}", headers=ENGLISH_BROWSER),
+        other.post(f"/guest/{secret}/open", headers=ENGLISH_BROWSER, follow_redirects=False),
+    ):
+        assert_page(
+            answer,
+            403,
+            "Link schon vergeben",
+            "Dieser Schlüssel-Link wurde schon auf einem anderen Gerät übernommen; bitten Sie "
+            "owner, die Einladung noch einmal zu senden.",
+        )
+        assert html_lang(answer) == "de"
+        assert "already taken" not in answer.text
+
+
+def test_a_french_user_gets_english_whatever_the_browser_says(tenant: Tenant) -> None:
+    key, secret = guest_key(tenant, language="fr")
+    answer = tenant.client.get(f"/guest/{secret}", headers=GERMAN_BROWSER)
+    assert_page(answer, 200, "Your key", "Valid", "Right now", "Valid now", "Open")
+    assert html_lang(answer) == "en"
+    assert "Gültig" not in answer.text and "Öffnen" not in answer.text
+    tenant.post(f"/smartlock/{tenant.plain_lock}/auth/{key['id']}", json={"enabled": False})
+    answer = tenant.client.get(f"/guest/{secret}", headers=GERMAN_BROWSER)
+    assert_page(answer, 410, "This key was switched off by its owner.")
+    assert html_lang(answer) == "en"
+
+
+@pytest.mark.parametrize(
+    ("headers", "lang", "phrase"),
+    [
+        (GERMAN_BROWSER, "de", "Dieser Schlüssel-Link ist nicht bekannt."),
+        (ENGLISH_BROWSER, "en", "This key link is not known."),
+        ({}, "en", "This key link is not known."),
+    ],
+)
+def test_an_unknown_link_speaks_the_browsers_language(
+    tenant: Tenant, headers: dict[str, str], lang: str, phrase: str
+) -> None:
+    for answer in (
+        tenant.client.get(f"/guest/{'D' * 43}", headers=headers),
+        tenant.client.post(f"/guest/{'D' * 43}/open", headers=headers, follow_redirects=False),
+    ):
+        assert_page(answer, 404, phrase)
+        assert html_lang(answer) == lang
+
+
+def test_the_rate_limit_page_speaks_the_browsers_language(tenant: Tenant) -> None:
+    for n in range(5):
+        assert tenant.client.get(f"/guest/{'E' * 42}{n}").status_code == 404
+    german = tenant.client.get(f"/guest/{'E' * 43}", headers=GERMAN_BROWSER)
+    assert_page(german, 429, "Zu viele Anfragen", "warten Sie")
+    assert html_lang(german) == "de"
+    english = tenant.client.get(f"/guest/{'E' * 43}", headers=ENGLISH_BROWSER)
+    assert_page(english, 429, "Too many requests from your network")
+    assert html_lang(english) == "en"
+
+
 # --- opening ----------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from keyhouse.rules.rate_limit import Limit, RateLimiter
 from keyhouse.services import guest
 from keyhouse.services.guest import GuestKey, GuestRefusal
 from keyhouse.web import render, stylesheet
+from keyhouse.web.words import browser_language, say, words
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,16 @@ def page(html: str, status: int = 200, headers: dict[str, str] | None = None) ->
     return HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
 
 
+def language_of(request: Request) -> str:
+    """The page's language where no invite is known: the browser's choice of de or en."""
+    return browser_language(request.headers.get("accept-language"))
+
+
 def problem_page(refusal: GuestRefusal, *, back: bool = False) -> HTMLResponse:
     html = render(
         "problem.html",
-        lang="en",
+        lang=refusal.language,
+        w=words(refusal.language),
         title=refusal.title,
         message=refusal.message,
         code=refusal.code,
@@ -85,29 +92,29 @@ def problem_page(refusal: GuestRefusal, *, back: bool = False) -> HTMLResponse:
 def key_page(key: GuestKey, *, opened: bool) -> HTMLResponse:
     html = render(
         "key.html",
-        lang="en",
+        lang=key.language,
+        w=words(key.language),
         title=key.lock.name,
         lock_name=key.lock.name,
         key_name=key.key_name,
         validity=key.validity,
-        validity_lang=key.language,
         valid_now=key.valid_now,
-        now_reason=key.now_reason,
+        now_text=key.now_text,
         can_open=key.can_open,
         note=key.note,
-        opened=opened,
+        opened=say(key.language, "opened", lock=key.lock.name) if opened else "",
     )
     return page(html)
 
 
-def too_many(retry_after: str) -> HTMLResponse:
+def too_many(retry_after: str, language: str) -> HTMLResponse:
     return problem_page(
-        GuestRefusal(
+        GuestRefusal.of(
             429,
             "rate_limited",
-            "Too many requests",
-            f"Too many requests from your network; wait {retry_after} s and try again.",
+            language,
             headers={"Retry-After": retry_after},
+            seconds=retry_after,
         )
     )
 
@@ -133,10 +140,10 @@ def admit(request: Request) -> HTMLResponse | None:
     ip = client_ip(request)
     verdict = limits.requests.take(ip)
     if not verdict.allowed:
-        return too_many(verdict.retry_after_header)
+        return too_many(verdict.retry_after_header, language_of(request))
     verdict = limits.unknown.check(ip)
     if not verdict.allowed:
-        return too_many(verdict.retry_after_header)
+        return too_many(verdict.retry_after_header, language_of(request))
     return None
 
 
@@ -149,15 +156,7 @@ def refused(request: Request, refusal: GuestRefusal) -> HTMLResponse:
 def failed(request: Request) -> HTMLResponse:
     # The path holds the link's secret: log the route, never the path.
     log.exception("the guest page failed on %s /guest/{secret}", request.method)
-    return problem_page(
-        GuestRefusal(
-            500,
-            "internal_error",
-            "Something went wrong",
-            "Keyhouse failed on this request. Try again in a moment; if it keeps failing, "
-            "tell the person who invited you.",
-        )
-    )
+    return problem_page(GuestRefusal.of(500, "internal_error", language_of(request)))
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -179,7 +178,12 @@ def guest_page(request: Request, secret: str) -> Response:
         if (limited := admit(request)) is not None:
             return limited
         try:
-            key = guest.view(runtime_of(request), secret, request.cookies.get(COOKIE))
+            key = guest.view(
+                runtime_of(request),
+                secret,
+                request.cookies.get(COOKIE),
+                browser_language=language_of(request),
+            )
         except GuestRefusal as refusal:
             return refused(request, refusal)
         return key_page(key, opened=request.query_params.get("opened") == "1")
@@ -198,7 +202,9 @@ def open_door(request: Request, secret: str) -> Response:
         device_secret = cookie if guest.looks_like_secret(cookie) else guest.new_device_secret()
         runtime = runtime_of(request)
         try:
-            key, bound = guest.redeem(runtime, secret, device_secret)
+            key, bound = guest.redeem(
+                runtime, secret, device_secret, browser_language=language_of(request)
+            )
         except GuestRefusal as refusal:
             return refused(request, refusal)
         try:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, DoorEvent
 from keyhouse.devices.simulator import LOG_BUSY, LOG_REJECTED
 from keyhouse.mail.render import mail_language
-from keyhouse.rules.access import KeyRules, decide
+from keyhouse.rules.access import Decision, KeyRules, decide
 from keyhouse.rules.dates import utcnow
 from keyhouse.rules.keypad import APP_KEY_TYPE, KEYPAD_CODE_TYPE
 from keyhouse.rules.secrets_ import hash_token
@@ -30,6 +30,7 @@ from keyhouse.runtime import Runtime
 from keyhouse.services import doors
 from keyhouse.store import repo
 from keyhouse.store.models import Account, AccountUser, Invite, Smartlock, SmartlockAuth
+from keyhouse.web.words import DEFAULT_LANGUAGE, knows, say
 
 UNLOCK = 1
 # What a link secret or a device secret can look like (URL-safe base64); anything else is
@@ -39,7 +40,7 @@ _SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{20,128}")
 
 class GuestRefusal(Exception):
     """Why the guest page can't show the key or open the door: an HTTP status, a short
-    title and a sentence for the guest (never a secret)."""
+    title and a sentence for the guest (never a secret), in ``language``."""
 
     def __init__(
         self,
@@ -49,6 +50,7 @@ class GuestRefusal(Exception):
         message: str,
         *,
         headers: dict[str, str] | None = None,
+        language: str = DEFAULT_LANGUAGE,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -56,6 +58,30 @@ class GuestRefusal(Exception):
         self.title = title
         self.message = message
         self.headers = headers or {}
+        self.language = language
+
+    @classmethod
+    def of(
+        cls,
+        status: int,
+        code: str,
+        language: str,
+        *,
+        words: str | None = None,
+        headers: dict[str, str] | None = None,
+        **values: str,
+    ) -> GuestRefusal:
+        """The refusal ``code`` with its title and message from the page's words
+        (``<words>.title``, ``<words>.message``; ``words`` defaults to ``code``)."""
+        key = words or code
+        return cls(
+            status,
+            code,
+            say(language, f"{key}.title"),
+            say(language, f"{key}.message", **values),
+            headers=headers,
+            language=language,
+        )
 
 
 @dataclass(frozen=True)
@@ -71,10 +97,12 @@ class GuestKey:
     key_type: int
     slot: int | None
     on_lock: bool  # the lock holds the key as the server has it (applied, a slot given)
-    language: str
+    language: str  # the page's language: the account user's ("en" or "de")
+    remote_allowed: bool
     validity: str  # when the key works, in words, in the lock's time zone
     valid_now: bool  # inside the key's window now (wherever the guest stands)
-    now_reason: str  # why not, in words ("" when valid)
+    now_reason: str  # why not, in the lock's (English) words ("" when valid)
+    now_text: str  # "Valid now", or "Not valid now: …", in the page's language
     can_open: bool  # the page offers "Open"
     note: str  # why there is no "Open" button ("" when there is one)
 
@@ -94,27 +122,21 @@ def looks_like_secret(value: str | None) -> bool:
 # --- refusals ---------------------------------------------------------------------------------
 
 
-def unknown_link() -> GuestRefusal:
-    return GuestRefusal(
-        404,
-        "unknown_link",
-        "Unknown key link",
-        "This key link is not known. Check that you opened the whole link from your e-mail.",
-    )
+def unknown_link(language: str = DEFAULT_LANGUAGE) -> GuestRefusal:
+    """No invite has this link: ``language`` is the browser's (no account user is known)."""
+    return GuestRefusal.of(404, "unknown_link", language)
 
 
-def taken(account_name: str) -> GuestRefusal:
-    return GuestRefusal(
-        403,
-        "taken",
-        "Link already in use",
-        "This key link was already taken on another device; ask "
-        f"{account_name or 'the person who invited you'} to resend the invite.",
-    )
+def _who(account_name: str, language: str) -> str:
+    return account_name or say(language, "someone")
 
 
-def _dead(code: str, title: str, message: str) -> GuestRefusal:
-    return GuestRefusal(410, code, title, message)
+def taken(account_name: str, language: str = DEFAULT_LANGUAGE) -> GuestRefusal:
+    return GuestRefusal.of(403, "taken", language, who=_who(account_name, language))
+
+
+def _dead(code: str, language: str, **values: str) -> GuestRefusal:
+    return GuestRefusal.of(410, code, language, **values)
 
 
 def _rules(key: SmartlockAuth) -> KeyRules:
@@ -135,58 +157,82 @@ def _in_words(reason: str) -> str:
 
 
 def explain(
-    *, key_type: int, remote_allowed: bool, on_lock: bool, valid_now: bool, validity: str
+    *,
+    key_type: int,
+    remote_allowed: bool,
+    on_lock: bool,
+    valid_now: bool,
+    validity: str,
+    language: str = DEFAULT_LANGUAGE,
 ) -> tuple[bool, str]:
-    """Whether the page offers "Open", and if not, why (one sentence for the guest)."""
+    """Whether the page offers "Open", and if not, why (one sentence for the guest, in
+    ``language``)."""
     if key_type == KEYPAD_CODE_TYPE:
-        return False, (
-            "This key is a keypad code: type your code at the keypad by the door "
-            "(it is in your e-mail; it is not shown here)."
-        )
+        return False, say(language, "note.keypad_code")
     if key_type != APP_KEY_TYPE:
-        return False, "This key can't open the door from a browser."
+        return False, say(language, "note.not_an_app_key")
     if not remote_allowed:
-        return False, "This key only works near the door with the app."
+        return False, say(language, "note.not_remote")
     if not valid_now:
-        return False, f"You can open the door from here while the key is valid: {validity}."
+        return False, say(language, "note.not_valid_now", validity=validity)
     if not on_lock:
-        return False, "The key is not on the lock yet; reload this page in a moment."
+        return False, say(language, "note.not_on_lock")
     return True, ""
+
+
+def now_in_words(decision: Decision, language: str = DEFAULT_LANGUAGE) -> str:
+    """The page's "Right now": valid, or why not. English gives the lock's own reason; German
+    a sentence per kind of reason (the validity is on the page just above it)."""
+    if decision.allowed:
+        return say(language, "now.valid")
+    key = f"now.not_valid.{decision.code}"
+    return say(
+        language,
+        key if knows(key) else "now.not_valid",
+        reason=_in_words(decision.reason),
+    )
 
 
 # --- resolving a link -------------------------------------------------------------------------
 
 
 def _resolve(
-    session: Session, secret: str, device_hash: str | None, now: datetime
+    session: Session,
+    secret: str,
+    device_hash: str | None,
+    now: datetime,
+    browser_language: str = DEFAULT_LANGUAGE,
 ) -> tuple[Invite, GuestKey]:
     """The invite of ``secret`` and its key as the page shows it, or the refusal that says
-    why the link does not work."""
+    why the link does not work: in the invited account user's language, or in
+    ``browser_language`` when the link is unknown."""
     if not looks_like_secret(secret):
-        raise unknown_link()
+        raise unknown_link(browser_language)
     invite = session.scalars(select(Invite).where(Invite.link_hash == hash_token(secret))).first()
     if invite is None:
-        raise unknown_link()
+        raise unknown_link(browser_language)
     account = session.get(Account, invite.account_id)
     account_name = account.name if account is not None else ""
+    user = (
+        session.get(AccountUser, invite.account_user_id)
+        if invite.account_user_id is not None
+        else None
+    )
+    language = mail_language(user.language if user is not None else None)
     if invite.redeemed_at is not None and not (
         device_hash is not None
         and invite.device_hash is not None
         and hmac.compare_digest(device_hash, invite.device_hash)
     ):
-        raise taken(account_name)
+        raise taken(account_name, language)
     key = repo.auth(session, invite.account_id, invite.auth_key)
     lock = repo.lock(session, invite.account_id, key.smartlock_id) if key is not None else None
     if key is None or key.deleting or lock is None:
-        raise _dead("key_deleted", "Key deleted", "This key no longer exists.")
+        raise _dead("key_deleted", language)
     if not key.enabled:
-        raise _dead("key_disabled", "Key switched off", "This key was switched off by its owner.")
+        raise _dead("key_disabled", language)
     if key.account_user_id != invite.account_user_id:
-        raise _dead(
-            "key_reassigned",
-            "Key given to someone else",
-            "This key link no longer works: the key was given to someone else.",
-        )
+        raise _dead("key_reassigned", language)
     newer = session.scalars(
         select(Invite.id).where(
             Invite.account_id == invite.account_id,
@@ -195,24 +241,9 @@ def _resolve(
         )
     ).first()
     if newer is not None:
-        raise _dead(
-            "replaced",
-            "Link replaced",
-            "This key link was replaced by a newer invite: use the link in the newest e-mail.",
-        )
+        raise _dead("replaced", language)
     if invite.redeemed_at is None and invite.expires_at <= now:
-        raise _dead(
-            "expired",
-            "Invite expired",
-            f"This invite expired; ask {account_name or 'the person who invited you'} "
-            "for a new one.",
-        )
-    user = (
-        session.get(AccountUser, invite.account_user_id)
-        if invite.account_user_id is not None
-        else None
-    )
-    language = mail_language(user.language if user is not None else None)
+        raise _dead("expired", language, who=_who(account_name, language))
     validity = describe_validity(
         allowed_from_date=key.allowed_from_date,
         allowed_until_date=key.allowed_until_date,
@@ -230,6 +261,7 @@ def _resolve(
         on_lock=on_lock,
         valid_now=here.allowed,
         validity=validity,
+        language=language,
     )
     if can_open:  # the same decision the lock makes for a remote opening
         can_open = decide(_rules(key), now, lock.timezone, remote=True).allowed
@@ -244,9 +276,11 @@ def _resolve(
         slot=key.auth_id,
         on_lock=on_lock,
         language=language,
+        remote_allowed=bool(key.remote_allowed),
         validity=validity,
         valid_now=here.allowed,
         now_reason="" if here.allowed else _in_words(here.reason),
+        now_text=now_in_words(here, language),
         can_open=can_open,
         note=note,
     )
@@ -258,15 +292,28 @@ def _device_hash(device_secret: str | None) -> str | None:
 
 
 def view(
-    runtime: Runtime, secret: str, device_secret: str | None, now: datetime | None = None
+    runtime: Runtime,
+    secret: str,
+    device_secret: str | None,
+    now: datetime | None = None,
+    *,
+    browser_language: str = DEFAULT_LANGUAGE,
 ) -> GuestKey:
-    """GET: what the link shows. Never redeems (mail scanners fetch links too)."""
+    """GET: what the link shows. Never redeems (mail scanners fetch links too).
+    ``browser_language`` is for an unknown link only; a known one speaks its user's."""
     with runtime.db.session() as session:
-        return _resolve(session, secret, _device_hash(device_secret), now or utcnow())[1]
+        return _resolve(
+            session, secret, _device_hash(device_secret), now or utcnow(), browser_language
+        )[1]
 
 
 def redeem(
-    runtime: Runtime, secret: str, device_secret: str, now: datetime | None = None
+    runtime: Runtime,
+    secret: str,
+    device_secret: str,
+    now: datetime | None = None,
+    *,
+    browser_language: str = DEFAULT_LANGUAGE,
 ) -> tuple[GuestKey, bool]:
     """POST: the live link, bound to the browser holding ``device_secret`` if it was not
     bound yet. Returns the key and whether this call bound it (the browser must then keep
@@ -274,7 +321,7 @@ def redeem(
     when = now or utcnow()
     device_hash = hash_token(device_secret)
     with runtime.db.session() as session:
-        invite, shown = _resolve(session, secret, device_hash, when)
+        invite, shown = _resolve(session, secret, device_hash, when, browser_language)
         if shown.redeemed:
             return shown, False
         bound = session.execute(
@@ -286,7 +333,7 @@ def redeem(
         if bound.rowcount != 1:  # another request bound it meanwhile
             holder = session.scalar(select(Invite.device_hash).where(Invite.id == invite.id))
             if holder is None or not hmac.compare_digest(holder, device_hash):
-                raise taken(shown.account_name)
+                raise taken(shown.account_name, shown.language)
             return shown, False
         return shown, True
 
@@ -299,26 +346,13 @@ def open_door(runtime: Runtime, key: GuestKey, now: datetime | None = None) -> D
     copy of the key; every attempt that reaches it is in the activity log."""
     when = now or utcnow()
     lock = key.lock
+    language = key.language
     if key.key_type == KEYPAD_CODE_TYPE:
-        raise GuestRefusal(
-            403,
-            "keypad_code",
-            "Use the keypad",
-            "This key is a keypad code: type your code at the keypad by the door; it can't "
-            "open the door from here.",
-        )
+        raise GuestRefusal.of(403, "keypad_code", language)
     if key.key_type != APP_KEY_TYPE:
-        raise GuestRefusal(
-            403, "not_an_app_key", "Not possible here", "This key can't open the door from here."
-        )
+        raise GuestRefusal.of(403, "not_an_app_key", language)
     if key.slot is None or not key.on_lock:
-        raise GuestRefusal(
-            409,
-            "not_on_lock",
-            "Not on the lock yet",
-            "The key is not on the lock yet: the lock has not confirmed it. Try again in a moment.",
-            headers={"Retry-After": "10"},
-        )
+        raise GuestRefusal.of(409, "not_on_lock", language, headers={"Retry-After": "10"})
     slot = key.slot
     try:
         event = runtime.link.use_app_key(
@@ -332,38 +366,39 @@ def open_door(runtime: Runtime, key: GuestKey, now: datetime | None = None) -> D
             trigger=doors.TRIGGER_WEB,
         )
     except DeviceUnreachable:
-        raise GuestRefusal(
-            503,
-            "lock_offline",
-            "Lock offline",
-            f"{lock.name} can't be reached right now (it is offline). Try again later.",
-            headers={"Retry-After": "30"},
+        raise GuestRefusal.of(
+            503, "lock_offline", language, headers={"Retry-After": "30"}, lock=lock.name
         ) from None
     except DeviceRejected as exc:
-        raise GuestRefusal(
-            409, "device_error", "The lock refused", f"{lock.name} refused: {exc.reason}."
+        raise GuestRefusal.of(
+            409,
+            "device_error",
+            language,
+            words="lock_rejected",
+            lock=lock.name,
+            reason=exc.reason,
         ) from None
     doors.record(runtime, lock, event, when, name=key.key_name)
     if event.state == LOG_BUSY:
-        raise GuestRefusal(
+        raise GuestRefusal.of(
             503,
             "lock_busy",
-            "Lock busy",
-            f"{lock.name} is busy. Try again in a few seconds.",
+            language,
             headers={"Retry-After": str(doors.BUSY_RETRY_SECONDS)},
+            lock=lock.name,
         )
     if event.state == LOG_REJECTED:
-        raise GuestRefusal(
+        raise GuestRefusal.of(
             403,
             "refused",
-            "Not opened",
-            f"{lock.name} did not open: {_in_words(event.reason)}. This key works: {key.validity}.",
+            language,
+            words="refused" if key.remote_allowed else "refused_not_remote",
+            lock=lock.name,
+            reason=_in_words(event.reason),
+            validity=key.validity,
         )
     if event.error:
-        raise GuestRefusal(
-            409,
-            "device_error",
-            "Not opened",
-            f"{lock.name} could not open: {event.error}. Try again, or tell the owner.",
+        raise GuestRefusal.of(
+            409, "device_error", language, words="lock_fault", lock=lock.name, error=event.error
         )
     return event
