@@ -25,9 +25,9 @@ from keyhouse.rules.access import Decision, KeyRules, decide
 from keyhouse.rules.dates import utcnow
 from keyhouse.rules.keypad import APP_KEY_TYPE, KEYPAD_CODE_TYPE
 from keyhouse.rules.secrets_ import hash_token
-from keyhouse.rules.windows import describe_validity
 from keyhouse.runtime import Runtime
 from keyhouse.services import doors
+from keyhouse.services.invites import key_validity
 from keyhouse.store import repo
 from keyhouse.store.models import Account, AccountUser, Invite, Smartlock, SmartlockAuth
 from keyhouse.web.words import DEFAULT_LANGUAGE, knows, say
@@ -244,15 +244,7 @@ def _resolve(
         raise _dead("replaced", language)
     if invite.redeemed_at is None and invite.expires_at <= now:
         raise _dead("expired", language, who=_who(account_name, language))
-    validity = describe_validity(
-        allowed_from_date=key.allowed_from_date,
-        allowed_until_date=key.allowed_until_date,
-        allowed_week_days=key.allowed_week_days,
-        allowed_from_time=key.allowed_from_time,
-        allowed_until_time=key.allowed_until_time,
-        timezone=lock.timezone,
-        language=language,
-    )
+    validity = key_validity(key, lock.timezone, language)
     here = decide(_rules(key), now, lock.timezone, remote=False)
     on_lock = key.auth_id is not None and key.sync_state == "applied"
     can_open, note = explain(

@@ -50,16 +50,21 @@ def mail_context(
         "key_type": key.type,
         "remote_allowed": bool(key.remote_allowed),
         "timezone": lock.timezone,
-        "validity": describe_validity(
-            allowed_from_date=key.allowed_from_date,
-            allowed_until_date=key.allowed_until_date,
-            allowed_week_days=key.allowed_week_days,
-            allowed_from_time=key.allowed_from_time,
-            allowed_until_time=key.allowed_until_time,
-            timezone=lock.timezone,
-            language=language,
-        ),
+        "validity": key_validity(key, lock.timezone, language),
     }
+
+
+def key_validity(key: SmartlockAuth, timezone: str, language: str) -> str:
+    """When ``key`` works, in words, in the lock's ``timezone`` and in ``language``."""
+    return describe_validity(
+        allowed_from_date=key.allowed_from_date,
+        allowed_until_date=key.allowed_until_date,
+        allowed_week_days=key.allowed_week_days,
+        allowed_from_time=key.allowed_from_time,
+        allowed_until_time=key.allowed_until_time,
+        timezone=timezone,
+        language=language,
+    )
 
 
 def queue_mail(
