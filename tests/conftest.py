@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -155,6 +156,16 @@ def make_tenant(client: TestClient, runtime: Runtime, email: str) -> Tenant:
         )
         plain_lock = admin.add_lock(session, runtime.link, account_id=account.id, name="Flat 2")
         return Tenant(account.id, token, keypad_lock.id, plain_lock.id, client, runtime)
+
+
+@contextmanager
+def tenant_with(tmp_path: Path, **settings: Any) -> Iterator[Tenant]:
+    """A tenant on its own app and store, with these settings (a fast worker by default)."""
+    runtime = Runtime(
+        Settings(**{"data": tmp_path / "data", "worker_interval_seconds": 0.1, **settings})
+    )
+    with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
+        yield make_tenant(client, runtime, "owner@example.com")
 
 
 @pytest.fixture

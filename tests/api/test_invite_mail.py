@@ -24,14 +24,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select, text, update
 
-from conftest import MailBox, SmtpServer, Tenant, free_port, make_tenant, wait_until
-from keyhouse.app import create_app
-from keyhouse.runtime import Runtime
+from conftest import MailBox, SmtpServer, Tenant, free_port, tenant_with, wait_until
 from keyhouse.services.invites import INVITE_VALID_FOR, NOT_KEPT
-from keyhouse.settings import Settings
 from keyhouse.store.models import Invite, OutboxMessage
 
 GUEST_LINK = re.compile(r"\b(https?://[^/\s\"<>]+)/guest/([A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])")
@@ -47,17 +43,10 @@ VIENNA_VALIDITY = "Mon–Fri, 08:00–18:00, 1 Dec 2026 – 31 Jan 2027, Europe/
 
 @contextmanager
 def started(tmp_path: Path, smtp_url: str | None, **extra: Any) -> Iterator[Tenant]:
-    settings = Settings(
-        data=tmp_path / "data",
-        smtp_url=smtp_url,
-        confirm_wait_seconds=5,
-        worker_interval_seconds=0.2,
-        **extra,
-    )
-    runtime = Runtime(settings)
-    assert runtime.settings.smtp_url == smtp_url
-    with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
-        yield make_tenant(client, runtime, "owner@example.com")
+    options = {"confirm_wait_seconds": 5, "worker_interval_seconds": 0.2, **extra}
+    with tenant_with(tmp_path, smtp_url=smtp_url, **options) as tenant:
+        assert tenant.runtime.settings.smtp_url == smtp_url
+        yield tenant
 
 
 @pytest.fixture

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from email.message import Message
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from fastapi.testclient import TestClient
 
-from conftest import MailBox, Tenant, free_port, make_tenant, wait_until
-from keyhouse.app import create_app
-from keyhouse.runtime import Runtime
-from keyhouse.settings import Settings
+from conftest import MailBox, Tenant, free_port, make_tenant, tenant_with, wait_until
 
 GUEST_LINK = re.compile(r"https?://[^/\s\"<>]+/guest/[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 
@@ -25,19 +20,6 @@ class RefusingMailBox(MailBox):
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         return "550 5.1.1 mailbox unavailable"
-
-
-@contextmanager
-def tenant_with(tmp_path: Path, smtp_url: str) -> Iterator[Tenant]:
-    settings = Settings(
-        data=tmp_path / "data",
-        smtp_url=smtp_url,
-        confirm_wait_seconds=5,
-        worker_interval_seconds=0.1,
-    )
-    runtime = Runtime(settings)
-    with TestClient(create_app(runtime=runtime)) as client:
-        yield make_tenant(client, runtime, "owner@example.com")
 
 
 @pytest.fixture
@@ -54,7 +36,7 @@ def mailbox() -> Iterator[tuple[MailBox, str]]:
 
 @pytest.fixture
 def tenant(tmp_path: Path, mailbox: tuple[MailBox, str]) -> Iterator[Tenant]:
-    with tenant_with(tmp_path, mailbox[1]) as made:
+    with tenant_with(tmp_path, smtp_url=mailbox[1], confirm_wait_seconds=5) as made:
         yield made
 
 
@@ -86,7 +68,9 @@ def test_a_delivered_invite_shows_sent(tenant: Tenant, mailbox: tuple[MailBox, s
 
 
 def test_an_invite_waiting_for_smtp_shows_queued_with_the_reason(tmp_path: Path) -> None:
-    with tenant_with(tmp_path, f"smtp://127.0.0.1:{free_port()}") as tenant:
+    with tenant_with(
+        tmp_path, smtp_url=f"smtp://127.0.0.1:{free_port()}", confirm_wait_seconds=5
+    ) as tenant:
         app_key(tenant)
         (invite,) = wait_until(
             lambda: [i for i in invites(tenant) if i.get("lastError")],
@@ -104,7 +88,9 @@ def test_a_refused_invite_shows_failed_with_the_servers_reply(tmp_path: Path) ->
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        with tenant_with(tmp_path, f"smtp://127.0.0.1:{port}") as tenant:
+        with tenant_with(
+            tmp_path, smtp_url=f"smtp://127.0.0.1:{port}", confirm_wait_seconds=5
+        ) as tenant:
             app_key(tenant)
             (invite,) = wait_until(
                 lambda: invites(tenant, status="failed"), what="the invite to fail"

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from fastapi.testclient import TestClient
 
-from conftest import MailBox, Tenant, free_port, make_tenant, wait_until
-from keyhouse.app import create_app
+from conftest import MailBox, Tenant, free_port, tenant_with, wait_until
 from keyhouse.outbox.sender import MAX_BACKOFF_SECONDS, MailSender
-from keyhouse.runtime import Runtime
 from keyhouse.settings import Settings
+
+FAST = {"mail_retry_seconds": 0.2}  # the first retry after 0.2 s, not 2 s
 
 
 class BusyOnceMailBox(MailBox):
@@ -54,19 +53,6 @@ def smtp(mailbox: MailBox) -> Iterator[str]:
         controller.stop()
 
 
-@contextmanager
-def tenant_with(tmp_path: Path, smtp_url: str) -> Iterator[Tenant]:
-    settings = Settings(
-        data=tmp_path / "data",
-        smtp_url=smtp_url,
-        worker_interval_seconds=0.1,
-        mail_retry_seconds=0.2,
-    )
-    runtime = Runtime(settings)
-    with TestClient(create_app(runtime=runtime)) as client:
-        yield make_tenant(client, runtime, "owner@example.com")
-
-
 def invite_a_guest(tenant: Tenant) -> None:
     user = tenant.create_user("guest@example.com", "Guest")
     tenant.create_key(tenant.plain_lock, name="Guest", accountUserId=user, remoteAllowed=True)
@@ -81,7 +67,7 @@ def the_invite(tenant: Tenant) -> dict:
 
 def test_a_retry_after_451_carries_the_same_message_id(tmp_path: Path) -> None:
     mailbox = BusyOnceMailBox()
-    with smtp(mailbox) as url, tenant_with(tmp_path, url) as tenant:
+    with smtp(mailbox) as url, tenant_with(tmp_path, smtp_url=url, **FAST) as tenant:
         invite_a_guest(tenant)
         sent = wait_until(
             lambda: (i := the_invite(tenant))["status"] == "sent" and i,
@@ -98,7 +84,7 @@ def test_a_connection_lost_after_the_hand_over_is_unconfirmed_and_not_sent_again
     tmp_path: Path,
 ) -> None:
     mailbox = HangingUpMailBox()
-    with smtp(mailbox) as url, tenant_with(tmp_path, url) as tenant:
+    with smtp(mailbox) as url, tenant_with(tmp_path, smtp_url=url, **FAST) as tenant:
         invite_a_guest(tenant)
         invite = wait_until(
             lambda: (i := the_invite(tenant))["status"] == "unconfirmed" and i,
@@ -117,7 +103,7 @@ def test_a_connection_lost_after_the_hand_over_is_unconfirmed_and_not_sent_again
 
 def test_an_unconfirmed_invite_can_be_resent_as_a_new_one(tmp_path: Path) -> None:
     mailbox = HangingUpMailBox()
-    with smtp(mailbox) as url, tenant_with(tmp_path, url) as tenant:
+    with smtp(mailbox) as url, tenant_with(tmp_path, smtp_url=url, **FAST) as tenant:
         invite_a_guest(tenant)
         wait_until(lambda: the_invite(tenant)["status"] == "unconfirmed", what="unconfirmed")
         (key,) = tenant.keys(tenant.plain_lock)

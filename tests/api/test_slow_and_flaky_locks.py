@@ -6,28 +6,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from conftest import Tenant, make_tenant, wait_until
-from keyhouse.app import create_app
-from keyhouse.runtime import Runtime
-from keyhouse.settings import Settings
+from conftest import Tenant, tenant_with, wait_until
 from keyhouse.store.models import SimulatedAuth
 
 
 @pytest.fixture
 def flaky(tmp_path: Path) -> Iterator[Tenant]:
-    settings = Settings(
-        data=tmp_path / "data",
+    with tenant_with(
+        tmp_path,
         sim_latency_ms=30,
         sim_flakiness=0.5,
         confirm_wait_seconds=0.05,
         worker_interval_seconds=0.05,
-    )
-    runtime = Runtime(settings)
-    with TestClient(create_app(runtime=runtime)) as client:
-        yield make_tenant(client, runtime, "owner@example.com")
+    ) as tenant:
+        yield tenant
 
 
 def test_keys_on_a_slow_flaky_lock_end_applied_in_order(flaky: Tenant) -> None:

@@ -12,12 +12,8 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from fastapi.testclient import TestClient
 
-from conftest import MailBox, Tenant, free_port, make_tenant, wait_until
-from keyhouse.app import create_app
-from keyhouse.runtime import Runtime
-from keyhouse.settings import Settings
+from conftest import MailBox, Tenant, free_port, tenant_with, wait_until
 from keyhouse.store.models import OutboxMessage
 
 USER, PASSWORD = "keyhouse@example.com", "s3cret:pass"
@@ -64,20 +60,6 @@ def mail_server(**options: Any) -> Iterator[tuple[MailBox, int]]:
         controller.stop()
 
 
-@contextmanager
-def tenant_sending_to(tmp_path: Path, smtp_url: str, **settings: Any) -> Iterator[Tenant]:
-    runtime = Runtime(
-        Settings(
-            data=tmp_path / "data",
-            smtp_url=smtp_url,
-            worker_interval_seconds=0.1,
-            **settings,
-        )
-    )
-    with TestClient(create_app(runtime=runtime)) as client:
-        yield make_tenant(client, runtime, "owner@example.com")
-
-
 def invite(tenant: Tenant) -> None:
     user = tenant.create_user("guest@example.com", "Guest")
     tenant.create_key(tenant.plain_lock, name="Guest", accountUserId=user, remoteAllowed=False)
@@ -108,7 +90,7 @@ def test_starttls_and_login_then_the_mail_arrives_from_mail_from(
             f"smtp://{quoted(USER)}:{quoted(PASSWORD)}@127.0.0.1:{port}"
             f"?starttls=required&cafile={cafile}"
         )
-        with tenant_sending_to(tmp_path, url, mail_from="Flat 2 <flat2@example.com>") as tenant:
+        with tenant_with(tmp_path, smtp_url=url, mail_from="Flat 2 <flat2@example.com>") as tenant:
             invite(tenant)
             (message,) = box.wait_for(1)
             assert message["From"] == "Flat 2 <flat2@example.com>"
@@ -122,7 +104,7 @@ def test_a_wrong_password_fails_the_mail_with_the_servers_535(
     options = {"tls_context": server_context(ca), "authenticator": authenticator}
     with mail_server(**options) as (box, port):
         url = f"smtp://{quoted(USER)}:wrong@127.0.0.1:{port}?cafile={cafile}"
-        with tenant_sending_to(tmp_path, url) as tenant:
+        with tenant_with(tmp_path, smtp_url=url) as tenant:
             invite(tenant)
             row = wait_until(
                 lambda: (r := outbox(tenant)).status == "failed" and r, what="a failed login"
@@ -137,7 +119,7 @@ def test_a_wrong_password_fails_the_mail_with_the_servers_535(
 def test_smtps_speaks_tls_from_the_start(ca: trustme.CA, cafile: str, tmp_path: Path) -> None:
     with mail_server(ssl_context=server_context(ca)) as (box, port):
         url = f"smtps://127.0.0.1:{port}?cafile={cafile}"
-        with tenant_sending_to(tmp_path, url) as tenant:
+        with tenant_with(tmp_path, smtp_url=url) as tenant:
             invite(tenant)
             assert len(box.wait_for(1)) == 1
 
@@ -147,7 +129,7 @@ def test_a_server_certificate_that_is_not_trusted_is_refused(
 ) -> None:
     with (
         mail_server(ssl_context=server_context(ca)) as (box, port),
-        tenant_sending_to(tmp_path, f"smtps://127.0.0.1:{port}") as tenant,
+        tenant_with(tmp_path, smtp_url=f"smtps://127.0.0.1:{port}") as tenant,
     ):
         invite(tenant)
         row = wait_until(lambda: outbox(tenant).last_error and outbox(tenant), what="an error")
@@ -159,7 +141,7 @@ def test_a_server_certificate_that_is_not_trusted_is_refused(
 def test_required_starttls_that_is_not_offered_fails_with_the_reason(tmp_path: Path) -> None:
     with mail_server() as (box, port):
         url = f"smtp://127.0.0.1:{port}?starttls=required"
-        with tenant_sending_to(tmp_path, url) as tenant:
+        with tenant_with(tmp_path, smtp_url=url) as tenant:
             invite(tenant)
             row = wait_until(
                 lambda: outbox(tenant).status == "failed" and outbox(tenant), what="a failure"
