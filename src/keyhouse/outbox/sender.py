@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import or_, select, update
 
@@ -127,17 +128,23 @@ class MailSender:
             .order_by(OutboxMessage.id)
         )
 
+    def _abandoned(self) -> tuple[Any, ...]:
+        """Claims older than the claim timeout: their sender died."""
+        stale = utcnow() - timedelta(seconds=self.settings.mail_claim_timeout_seconds)
+        return (OutboxMessage.status == "sending", OutboxMessage.claimed_at < stale)
+
     def has_due(self) -> bool:
-        """Whether a message is due now, after releasing the claims of dead senders."""
-        self.release_stale_claims()
+        """Whether a message is due now, or a dead sender's claim waits to be released."""
         with self.db.session() as session:
-            return session.scalars(self._due_query().limit(1)).first() is not None
+            if session.scalars(self._due_query().limit(1)).first() is not None:
+                return True
+            abandoned = select(OutboxMessage.id).where(*self._abandoned()).limit(1)
+            return session.scalars(abandoned).first() is not None
 
     def release_stale_claims(self) -> None:
         """Claims older than the claim timeout belong to a sender that died: a message it never
         handed over is due again; one it handed over becomes unconfirmed."""
-        stale = utcnow() - timedelta(seconds=self.settings.mail_claim_timeout_seconds)
-        abandoned = (OutboxMessage.status == "sending", OutboxMessage.claimed_at < stale)
+        abandoned = self._abandoned()
         with self.db.session() as session:
             if session.scalars(select(OutboxMessage.id).where(*abandoned).limit(1)).first() is None:
                 return
@@ -209,8 +216,12 @@ class MailSender:
                 self._record(row.id, outcome)
                 return sent
             else:
-                outcome = {"status": "sent", "sent_at": utcnow(), "last_error": None}
-                outcome["secrets"] = None
+                outcome = {
+                    "status": "sent",
+                    "sent_at": utcnow(),
+                    "last_error": None,
+                    "secrets": None,
+                }
                 sent += 1
             self._record(row.id, outcome)
         return sent
