@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from keyhouse.api.security import runtime_of
 from keyhouse.rules.rate_limit import Limit, RateLimiter
+from keyhouse.rules.secrets_ import new_device_secret
 from keyhouse.services import guest
 from keyhouse.services.guest import GuestKey, GuestRefusal
 from keyhouse.web import render, stylesheet
@@ -199,7 +200,7 @@ def open_door(request: Request, secret: str) -> Response:
         if (limited := admit(request)) is not None:
             return limited
         cookie = request.cookies.get(COOKIE)
-        device_secret = cookie if guest.looks_like_secret(cookie) else guest.new_device_secret()
+        device_secret = cookie if guest.looks_like_secret(cookie) else new_device_secret()
         runtime = runtime_of(request)
         try:
             key, bound = guest.redeem(

@@ -1,4 +1,4 @@
-"""Random secrets: API tokens and guest links, and their hashing."""
+"""Random secrets: API tokens, guest links and the browsers that hold them, and hashing."""
 
 from __future__ import annotations
 
@@ -19,3 +19,9 @@ def hash_token(token: str) -> str:
 def new_link_secret() -> str:
     """Return the secret of a guest link: 256 random bits, URL-safe base64 (43 characters)."""
     return secrets.token_urlsafe(32)
+
+
+def new_device_secret() -> str:
+    """Return the secret a browser keeps in its cookie once it redeemed a guest link: the
+    same shape as a link's secret."""
+    return new_link_secret()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -88,11 +87,9 @@ class GuestRefusal(Exception):
 class GuestKey:
     """A live invite link and what the page shows about its key."""
 
-    invite_id: int
     redeemed: bool
     account_name: str
     lock: Smartlock
-    key_id: str
     key_name: str
     key_type: int
     slot: int | None
@@ -101,18 +98,12 @@ class GuestKey:
     remote_allowed: bool
     validity: str  # when the key works, in words, in the lock's time zone
     valid_now: bool  # inside the key's window now (wherever the guest stands)
-    now_reason: str  # why not, in the lock's (English) words ("" when valid)
     now_text: str  # "Valid now", or "Not valid now: …", in the page's language
     can_open: bool  # the page offers "Open"
     note: str  # why there is no "Open" button ("" when there is one)
 
 
 # --- secrets ----------------------------------------------------------------------------------
-
-
-def new_device_secret() -> str:
-    """The secret a browser keeps in its cookie once it redeemed a link: 256 random bits."""
-    return secrets.token_urlsafe(32)
 
 
 def looks_like_secret(value: str | None) -> bool:
@@ -245,6 +236,7 @@ def _resolve(
     if invite.redeemed_at is None and invite.expires_at <= now:
         raise _dead("expired", language, who=_who(account_name, language))
     validity = key_validity(key, lock.timezone, language)
+    # Valid here and now, wherever the guest stands; "Open" also needs remote use (explain).
     here = decide(_rules(key), now, lock.timezone, remote=False)
     on_lock = key.auth_id is not None and key.sync_state == "applied"
     can_open, note = explain(
@@ -255,14 +247,10 @@ def _resolve(
         validity=validity,
         language=language,
     )
-    if can_open:  # the same decision the lock makes for a remote opening
-        can_open = decide(_rules(key), now, lock.timezone, remote=True).allowed
     shown = GuestKey(
-        invite_id=invite.id,
         redeemed=invite.redeemed_at is not None,
         account_name=account_name,
         lock=lock,
-        key_id=key.id,
         key_name=key.name,
         key_type=key.type,
         slot=key.auth_id,
@@ -271,7 +259,6 @@ def _resolve(
         remote_allowed=bool(key.remote_allowed),
         validity=validity,
         valid_now=here.allowed,
-        now_reason="" if here.allowed else _in_words(here.reason),
         now_text=now_in_words(here, language),
         can_open=can_open,
         note=note,
