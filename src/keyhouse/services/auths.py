@@ -25,13 +25,12 @@ from keyhouse.rules.keypad import (
 from keyhouse.rules.windows import check_restrictions
 from keyhouse.schemas.auth import SmartlockAuthCreate, SmartlockAuthUpdate
 from keyhouse.services.caller import Caller
-from keyhouse.services.invites import queue_invite, queue_notice
+from keyhouse.services.invites import NOTIFIED_TYPES, queue_invite, queue_notice
 from keyhouse.services.problems import Problems
 from keyhouse.store import repo
 from keyhouse.store.models import Account, Smartlock, SmartlockAuth
 
-APP, FOB, KEYPAD_CODE = APP_KEY_TYPE, FOB_TYPE, KEYPAD_CODE_TYPE
-CREATABLE_TYPES = {APP: "app", FOB: "fob", KEYPAD_CODE: "keypad code"}
+CREATABLE_TYPES = {APP_KEY_TYPE: "app", FOB_TYPE: "fob", KEYPAD_CODE_TYPE: "keypad code"}
 TYPE_NAMES = {0: "app", 1: "bridge", 2: "fob", 3: "keypad", 13: "keypad code", 14: "z-key"}
 
 # Fields of a key that a request may set, request name -> column.
@@ -113,11 +112,11 @@ def _check_key(
     """The rules every key must meet, on its full (merged) set of values."""
     type_ = values["type"]
     name = values["name"]
-    limit = KEYPAD_NAME_MAX if type_ == KEYPAD_CODE else AUTH_NAME_MAX
+    limit = KEYPAD_NAME_MAX if type_ == KEYPAD_CODE_TYPE else AUTH_NAME_MAX
     if not isinstance(name, str) or not name.strip():
         problems.add("name", "required", "name must not be empty: give the key a name")
     elif len(name) > limit:
-        kind = "a keypad code" if type_ == KEYPAD_CODE else "a key"
+        kind = "a keypad code" if type_ == KEYPAD_CODE_TYPE else "a key"
         problems.add(
             "name",
             "max_length",
@@ -126,7 +125,7 @@ def _check_key(
         )
     code = values.get("code")
     user_id = values.get("account_user_id")
-    if type_ == KEYPAD_CODE:
+    if type_ == KEYPAD_CODE_TYPE:
         if not lock.keypad:
             problems.add(
                 "type",
@@ -198,7 +197,7 @@ def _check_room(session: Session, caller: Caller, lock: Smartlock, type_: int, a
             field="smartlockId",
             rule="max_auths",
         )
-    if type_ == KEYPAD_CODE and keypad + adding > MAX_KEYPAD_CODES_PER_LOCK:
+    if type_ == KEYPAD_CODE_TYPE and keypad + adding > MAX_KEYPAD_CODES_PER_LOCK:
         raise Conflict(
             f"the keypad of smartlock {lock.id} ({lock.name!r}) holds {keypad} codes, and a "
             f"keypad holds at most {MAX_KEYPAD_CODES_PER_LOCK}: delete expired codes first",
@@ -279,7 +278,7 @@ def create_keys(
         repo.enqueue_operation(session, row, "put_auth", device_payload(row))
         outcome.auth_keys.append(row.id)
         outcome.lock_ids.add(smartlock_id)
-        if body.type in (APP, KEYPAD_CODE) and user is not None and account is not None:
+        if body.type in NOTIFIED_TYPES and user is not None and account is not None:
             queue_invite(session, account=account, lock=locks[smartlock_id], key=row, user=user)
             outcome.mails += 1
     session.flush()
