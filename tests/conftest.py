@@ -28,9 +28,6 @@ from keyhouse.runtime import Runtime
 from keyhouse.services import admin
 from keyhouse.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-
 
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""

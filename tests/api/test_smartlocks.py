@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from conftest import SHARED, Tenant
-
-SPEC = json.loads((SHARED / "reference" / "nuki-web-api-3.9.0.openapi.json").read_text())
+from conftest import Tenant
+from official_schemas import official_spec
 
 
 def official_schema(name: str) -> dict[str, Any]:
-    schemas = SPEC.get("components", {}).get("schemas") or SPEC["definitions"]
-    return schemas[name]
+    return official_spec()["components"]["schemas"][name]
 
 
 def locks(tenant: Tenant, **params: Any) -> list[dict[str, Any]]:

@@ -279,5 +279,38 @@ def lock_set(
     )
 
 
+GLOBAL_OPTIONS = ("--data", "--profile")
+
+
+def misplaced_global_option(argv: list[str]) -> str | None:
+    """The sentence for a global option written after the command (``serve --data D``), or None.
+
+    Click would answer "No such option: --data" without saying that the option exists and
+    belongs before the command.
+    """
+    command_seen = False
+    for index, word in enumerate(argv):
+        if word == "--":
+            return None
+        name = word.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            if not command_seen:
+                continue
+            command = " ".join(w for w in argv[:index] if not w.startswith("-"))
+            return (
+                f"{name} is an option of keyhouse itself: put it before the command, "
+                f"e.g. 'keyhouse {name} VALUE {command} …'"
+            )
+        if not word.startswith("-") and not (index > 0 and argv[index - 1] in GLOBAL_OPTIONS):
+            command_seen = True
+    return None
+
+
 def run() -> None:
+    import sys
+
+    message = misplaced_global_option(sys.argv[1:])
+    if message is not None:
+        typer.echo(f"error: {message}", err=True)
+        raise SystemExit(2)
     app()
