@@ -33,8 +33,10 @@ class Settings(BaseSettings):
     # slow and flaky locks (KEYHOUSE_SIM_LATENCY_MS=800 KEYHOUSE_SIM_FLAKINESS=0.3).
     sim_latency_ms: int = 0
     sim_flakiness: float = 0.0
-    # How often the background worker looks for undelivered device operations and mail.
+    # How often the background worker looks for keys not yet on their lock, and for mail.
     worker_interval_seconds: float = 5.0
+    # Every call to a lock gives up after this long (the lock then counts as unreachable).
+    device_timeout_seconds: float = Field(default=10.0, gt=0)
     # Mail: the first retry's delay (doubling up to 5 min), and how long a sender may hold a
     # message before it counts as dead (longer than any SMTP exchange: 10 s per step).
     mail_retry_seconds: float = 2.0

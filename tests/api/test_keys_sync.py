@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from conftest import Tenant
 from keyhouse.runtime import Runtime
-from keyhouse.store.models import DeviceOperation, SimulatedAuth, SimulatedLock
+from keyhouse.store.models import SimulatedAuth, SimulatedLock, SmartlockAuth
 
 OBJECT_ID_FIELDS = {
     "timestamp",
@@ -204,13 +204,11 @@ def test_quick_renames_while_offline_all_queue_and_the_last_wins(
         assert pending["authId"] == key["authId"]
         operation_ids.append(tuple(sorted(pending["operationId"].items())))
     assert len(set(operation_ids)) == 3
-    with quick.db.session() as session:
-        queued = session.scalars(
-            select(DeviceOperation).where(
-                DeviceOperation.auth_key == key["id"], DeviceOperation.status == "pending"
-            )
-        ).all()
-        assert [op.payload["name"] for op in queued] == ["First", "Second", "Third"]
+    # No queue of snapshots: the key row is the desired state, three revisions ahead of the lock.
+    with quick.db.read() as session:
+        row = session.get(SmartlockAuth, key["id"])
+        assert row is not None
+        assert (row.revision, row.applied_revision) == (4, 1)
     assert device_row(quick, tenant.keypad_lock, key["id"]).data["name"] == "Cleaner"  # type: ignore[union-attr]
 
     reconnect(quick, tenant.keypad_lock)
@@ -249,13 +247,20 @@ def test_create_then_delete_while_offline_leaves_nothing(tenant: Tenant, quick: 
     assert quick.link.auth_count(tenant.keypad_lock) == 0
 
 
-def test_update_of_a_key_being_deleted_is_locked(tenant: Tenant, quick: Runtime) -> None:
+def test_update_of_a_deleted_key_is_404_and_changes_nothing(
+    tenant: Tenant, quick: Runtime
+) -> None:
     key = tenant.create_key(tenant.keypad_lock, **code_body())
     set_online(quick, tenant.keypad_lock, False)
     assert tenant.delete(f"/smartlock/{tenant.keypad_lock}/auth/{key['id']}").status_code == 204
     answer = tenant.post(f"/smartlock/{tenant.keypad_lock}/auth/{key['id']}", json={"name": "x"})
-    assert answer.status_code == 423, answer.text
-    assert answer.json()["rule"] == "deleting"
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["rule"] == "deleted"
+    assert "was deleted" in answer.json()["detailMessage"]
+    # a second DELETE answers 204 and changes nothing
+    again = tenant.delete(f"/smartlock/{tenant.keypad_lock}/auth/{key['id']}")
+    assert again.status_code == 204, again.text
+    assert get_key(tenant, key)["syncState"] == "deleting"
     assert get_key(tenant, key)["name"] == "Cleaner"
 
 

@@ -56,7 +56,7 @@ def test_the_settings_make_device_calls_slow_and_unreliable(flaky: Tenant) -> No
     outcomes = []
     for _ in range(40):
         try:
-            flaky.runtime.link.auth_keys(flaky.plain_lock)
+            flaky.runtime.link.read_all(flaky.plain_lock)
             outcomes.append(True)
         except DeviceUnreachable:
             outcomes.append(False)

@@ -5,42 +5,12 @@ Skipped where no PostgreSQL answers, except under CI=true, where that is a failu
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import Iterator
-
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import text
 
 from keyhouse.store.database import Database
 from keyhouse.store.models import Base
-
-SERVER = os.environ.get("KEYHOUSE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
-
-
-@pytest.fixture
-def postgres() -> Iterator[Database]:
-    admin = create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    name = f"keyhouse_test_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL at {SERVER}: {exc.orig}")
-    db = Database(f"{SERVER}/{name}")
-    try:
-        yield db
-    finally:
-        db.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_the_migrations_build_the_models_on_postgresql(postgres: Database) -> None:

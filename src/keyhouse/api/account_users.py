@@ -50,7 +50,7 @@ def list_users(
             rule="minimum",
         )
     limit = min(limit, account_users.USERS_PAGE_MAX)
-    with runtime_of(request).db.session() as session:
+    with runtime_of(request).db.read() as session:
         rows = account_users.list_users(session, caller, email=email, offset=offset, limit=limit)
         found = [user_shape(row) for row in rows]
     return json_response(found)
@@ -68,8 +68,9 @@ def create_user(
 ) -> Response:
     """Scopes: account or smartlock.auth. The e-mail must be unique in the account (409)."""
     data = validate(body, AccountUserCreate)
-    with runtime_of(request).db.session() as session:
-        shape = user_shape(account_users.create_user(session, caller, data))
+    shape = runtime_of(request).db.transaction(
+        lambda session: user_shape(account_users.create_user(session, caller, data))
+    )
     return json_response(shape)
 
 
@@ -85,7 +86,7 @@ def get_user(
     caller: Caller = Depends(user_scope),
 ) -> Response:
     """Scopes: account or smartlock.auth."""
-    with runtime_of(request).db.session() as session:
+    with runtime_of(request).db.read() as session:
         shape = user_shape(account_users.get_user(session, caller, accountUserId))
     return json_response(shape)
 
@@ -105,8 +106,9 @@ def update_user(
 ) -> Response:
     """Scopes: account or smartlock.auth. Partial: omitted fields keep their value."""
     data = validate(body, AccountUserUpdate)
-    with runtime_of(request).db.session() as session:
-        shape = user_shape(account_users.update_user(session, caller, accountUserId, data))
+    shape = runtime_of(request).db.transaction(
+        lambda session: user_shape(account_users.update_user(session, caller, accountUserId, data))
+    )
     return json_response(shape)
 
 
@@ -123,7 +125,8 @@ def delete_user(
 ) -> Response:
     """Scopes: account or smartlock.auth. The user's keys are removed from their locks."""
     runtime = runtime_of(request)
-    with runtime.db.session() as session:
-        outcome = account_users.delete_user(session, caller, accountUserId)
+    outcome = runtime.db.transaction(
+        lambda session: account_users.delete_user(session, caller, accountUserId)
+    )
     runtime.after_commit(outcome.lock_ids, outcome.mails)
     return no_content()

@@ -84,7 +84,7 @@ def list_all_keys(
 ) -> Response:
     """Scope: smartlock.auth."""
     wanted = parse_types(types)
-    with runtime_of(request).db.session() as session:
+    with runtime_of(request).db.read() as session:
         rows = repo.list_auths(
             session,
             caller.account_id,
@@ -109,8 +109,11 @@ def create_keys(
     request: Request, caller: Caller = Depends(auth_scope), body: Any = Depends(json_body)
 ) -> Response:
     data = validate(body, SmartlocksAuthCreate)
-    with runtime_of(request).db.session() as session:
-        outcome = auths.create_keys(session, caller, data.smartlock_ids, data, ids_from_body=True)
+    outcome = runtime_of(request).db.transaction(
+        lambda session: auths.create_keys(
+            session, caller, data.smartlock_ids, data, ids_from_body=True
+        )
+    )
     return _finish(request, outcome)
 
 
@@ -127,8 +130,9 @@ def update_keys(
     request: Request, caller: Caller = Depends(auth_scope), body: Any = Depends(json_body)
 ) -> Response:
     updates = validate(body, list[SmartlockAuthMultiUpdate])
-    with runtime_of(request).db.session() as session:
-        outcome = auths.update_keys(session, caller, [(u.id, u) for u in updates])
+    outcome = runtime_of(request).db.transaction(
+        lambda session: auths.update_keys(session, caller, [(u.id, u) for u in updates])
+    )
     return _finish(request, outcome)
 
 
@@ -155,8 +159,9 @@ def delete_keys(
     request: Request, caller: Caller = Depends(auth_scope), body: Any = Depends(json_body)
 ) -> Response:
     ids = validate(body, list[str])
-    with runtime_of(request).db.session() as session:
-        outcome = auths.delete_keys(session, caller, ids)
+    outcome = runtime_of(request).db.transaction(
+        lambda session: auths.delete_keys(session, caller, ids)
+    )
     return _finish(request, outcome)
 
 
@@ -185,7 +190,7 @@ def _lock_keys_json(
     runtime: Runtime, header: str | None, smartlock_id: int, wanted: list[int] | None
 ) -> bytes:
     token_hash = hash_token(bearer_token(header))
-    with runtime.db.session() as session:
+    with runtime.db.read() as session:
         # Token and the lock's listing version in one query; the version is read before the
         # rows, so rows read after it are at least as new as it says.
         found = repo.token_with_keys_version(session, token_hash, smartlock_id)
@@ -222,8 +227,9 @@ def create_key(
     body: Any = Depends(json_body),
 ) -> Response:
     data = validate(body, SmartlockAuthCreate)
-    with runtime_of(request).db.session() as session:
-        outcome = auths.create_keys(session, caller, [smartlockId], data)
+    outcome = runtime_of(request).db.transaction(
+        lambda session: auths.create_keys(session, caller, [smartlockId], data)
+    )
     return _finish(request, outcome)
 
 
@@ -240,7 +246,7 @@ def get_key(
     caller: Caller = Depends(auth_scope),
 ) -> Response:
     """Scope: smartlock.auth."""
-    with runtime_of(request).db.session() as session:
+    with runtime_of(request).db.read() as session:
         shape = auth_shape(auths.key_on_lock(session, caller, smartlockId, id))
     return json_response(shape)
 
@@ -262,8 +268,9 @@ def update_key(
     body: Any = Depends(json_body),
 ) -> Response:
     data = validate(body, SmartlockAuthUpdate)
-    with runtime_of(request).db.session() as session:
-        outcome = auths.update_key(session, caller, smartlockId, id, data)
+    outcome = runtime_of(request).db.transaction(
+        lambda session: auths.update_key(session, caller, smartlockId, id, data)
+    )
     return _finish(request, outcome)
 
 
@@ -281,6 +288,7 @@ def delete_key(
     id: str = Path(description="The key's unique id (24 hex digits)"),
     caller: Caller = Depends(auth_scope),
 ) -> Response:
-    with runtime_of(request).db.session() as session:
-        outcome = auths.delete_key(session, caller, smartlockId, id)
+    outcome = runtime_of(request).db.transaction(
+        lambda session: auths.delete_key(session, caller, smartlockId, id)
+    )
     return _finish(request, outcome)

@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
 
 from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
@@ -24,7 +23,7 @@ from keyhouse.schemas.log import (
 from keyhouse.services import doors
 from keyhouse.services.caller import Caller
 from keyhouse.services.present import Shape, shape_dict
-from keyhouse.store.models import DeviceOperation
+from keyhouse.store import repo
 
 router = APIRouter(prefix="/emulator", tags=["Emulator"])
 emulator_scope = scoped("emulator")
@@ -34,12 +33,8 @@ FIELDS = {"online": "online", "latencyMs": "latency_ms", "fault": "fault"}
 
 def emulator_shape(runtime: Runtime, smartlock_id: int) -> Shape:
     state = runtime.link.emulator_state(smartlock_id)
-    with runtime.db.session() as session:
-        pending = session.scalar(
-            select(func.count()).where(
-                DeviceOperation.smartlock_id == smartlock_id, DeviceOperation.status == "pending"
-            )
-        )
+    with runtime.db.read() as session:
+        pending = repo.unsynced_count(session, smartlock_id)
     shape = shape_dict(
         EmulatorLock,
         smartlock_id=state.smartlock_id,
@@ -88,7 +83,8 @@ def get_lock(
     description="Faults: busy (device error 45 on every call), motorBlocked (actions end in "
     "state 254), codeExists (keypad codes are refused with device error 2A), full (new "
     "authorizations refused with device error 13); null clears the fault. A lock that comes "
-    "back online applies its queued changes in order.",
+    "back online (or whose fault is cleared) receives what it lacks at once: "
+    "removals first, then each key as it is now.",
 )
 def configure(
     request: Request,
@@ -108,8 +104,8 @@ def configure(
         if name in changes and changes[name] is None:
             del changes[name]
     runtime.link.configure(smartlockId, changes)
-    if changes.get("online"):
-        runtime.after_commit([smartlockId])
+    if changes.get("online") or ("fault" in changes and changes["fault"] is None):
+        runtime.retry_now(smartlockId)
     return json_response(emulator_shape(runtime, smartlockId))
 
 

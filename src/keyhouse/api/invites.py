@@ -29,7 +29,7 @@ def list_invites(
     status: str | None = Query(None, description="queued, sent or failed"),
     caller: Caller = Depends(auth_scope),
 ) -> Response:
-    with runtime_of(request).db.session() as session:
+    with runtime_of(request).db.read() as session:
         found = invites.invite_statuses(session, caller, auth_key=authId, status=status)
     return json_response(found)
 
@@ -49,7 +49,8 @@ def resend_invite(
     caller: Caller = Depends(auth_scope),
 ) -> Response:
     runtime = runtime_of(request)
-    with runtime.db.session() as session:
-        shape = invites.resend_invite(session, caller, smartlockId, id)
+    shape = runtime.db.transaction(
+        lambda session: invites.resend_invite(session, caller, smartlockId, id)
+    )
     runtime.mail_worker.submit([MAIL_QUEUE])
     return json_response(shape)

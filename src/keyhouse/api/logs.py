@@ -59,7 +59,7 @@ def log_query(
 
 
 def _answer(request: Request, caller: Caller, query: LogQuery, **where: object) -> Response:
-    with runtime_of(request).db.session() as session:
+    with runtime_of(request).db.read() as session:
         found = logs.list_logs(
             session,
             caller,

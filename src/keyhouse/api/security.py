@@ -71,7 +71,7 @@ def require_scope(caller: Caller, any_of: tuple[str, ...]) -> Caller:
 
 
 def current_caller(request: Request) -> Caller:
-    with runtime_of(request).db.session() as session:
+    with runtime_of(request).db.read() as session:
         return caller_for(session, request.headers.get("authorization"))
 
 

@@ -28,7 +28,7 @@ def list_smartlocks(
     caller: Caller = Depends(read_scope),
 ) -> Response:
     """Scopes: smartlock or smartlock.readOnly."""
-    with runtime_of(request).db.session() as session:
+    with runtime_of(request).db.read() as session:
         found = smartlocks.list_smartlocks(session, caller, auth_id=authId, type_=type)
     return json_response(found)
 
@@ -45,6 +45,6 @@ def get_smartlock(
     caller: Caller = Depends(read_scope),
 ) -> Response:
     """Scopes: smartlock or smartlock.readOnly."""
-    with runtime_of(request).db.session() as session:
+    with runtime_of(request).db.read() as session:
         found = smartlocks.get_smartlock(session, caller, smartlockId)
     return json_response(found)

@@ -265,14 +265,16 @@ def lock_set(
             _fail(f"fault {fault!r} is not one of {', '.join(FAULTS)} or none", code=2)
         changes["fault"] = None if fault == "none" else fault
 
-    def change(session, runtime):  # type: ignore[no-untyped-def]
-        from keyhouse.store.models import SimulatedLock
+    from keyhouse.devices.link import DeviceUnreachable
 
-        if session.get(SimulatedLock, lock) is None:
-            _fail(f"smartlock {lock} is not a virtual lock in this data folder")
-        return runtime.link.configure(lock, changes)
-
-    state = _admin(change)
+    runtime = _runtime()
+    try:
+        state = runtime.link.configure(lock, changes)
+    except DeviceUnreachable:
+        _fail(f"smartlock {lock} is not a virtual lock in this data folder")
+        raise
+    finally:
+        runtime.db.dispose()
     word = "online" if state.online else "offline"
     typer.echo(
         f"smartlock {lock}: {word}, latency {state.latency_ms} ms, fault {state.fault or 'none'}"

@@ -35,23 +35,51 @@ class DoorEvent:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Placed:
+    """Where a put landed: the link's own reference for the key, and the official ``authId``."""
+
+    ref: str
+    auth_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ActionAccepted:
+    """The lock (or its cloud) took the action; its outcome is not known yet."""
+
+    reason: str = "accepted; the lock reports the outcome later"
+
+
 class DeviceLink(Protocol):
-    """One lock's link. Calls are idempotent per ``auth_key`` so a retried operation is safe."""
+    """What the server may ask of a lock. One link per kind of lock (virtual, cloud, MQTT); the
+    reconciler chooses it per lock (:class:`keyhouse.devices.links.Links`).
 
-    def put_auth(self, smartlock_id: int, auth_key: str, data: dict[str, Any]) -> int:
-        """Create or replace the authorization ``auth_key``; return its slot (``authId``)."""
+    Every call gives up within ``timeout_seconds`` (raising :class:`DeviceUnreachable`).
+    ``put`` and ``remove`` are idempotent for one key: sending the same key again is harmless.
+    ``key_id`` is the server's id of the key; a link that can't store it on the lock finds the
+    key by ``ref`` (what ``put`` returned) or by the key's data.
+    """
+
+    timeout_seconds: float
+    # What the reconciler does with keys the lock holds and the server does not know:
+    # "remove" them (the simulator), or "adopt" them (a cloud link, later).
+    unknown_keys: str
+
+    def put(self, smartlock_id: int, key_id: str, data: dict[str, Any], ref: str | None) -> Placed:
+        """Make the lock hold ``data`` for the key (create or replace)."""
         ...
 
-    def remove_auth(self, smartlock_id: int, auth_key: str) -> None:
-        """Remove the authorization ``auth_key``; removing an absent one is not an error."""
+    def remove(self, smartlock_id: int, key_id: str, ref: str | None) -> None:
+        """Remove the key from the lock; removing an absent one is not an error."""
         ...
 
-    def action(
+    def read_all(self, smartlock_id: int) -> dict[str, dict[str, Any]]:
+        """What the lock holds now, by reference; each entry's ``keyId`` names the server's key
+        where the lock knows it."""
+        ...
+
+    def act(
         self, smartlock_id: int, action: int, option: int, trigger: int, device_type: int
-    ) -> DoorEvent:
+    ) -> DoorEvent | ActionAccepted:
         """Lock, unlock, unlatch…; raises DeviceUnreachable or DeviceRejected."""
-        ...
-
-    def auth_keys(self, smartlock_id: int) -> dict[str, dict[str, Any]]:
-        """The authorizations the lock holds now, by key id (for a full sync)."""
         ...

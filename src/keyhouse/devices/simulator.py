@@ -9,7 +9,7 @@ fail with an injected fault; settings add latency and flakiness to every lock.
 from __future__ import annotations
 
 import random
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, DoorEvent
+from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, DoorEvent, Placed
 from keyhouse.rules.access import KeyRules, decide
 from keyhouse.rules.keypad import KEYPAD_CODE_TYPE, MAX_AUTHS_PER_LOCK, MAX_KEYPAD_CODES_PER_LOCK
 from keyhouse.store.database import Database
@@ -60,10 +60,22 @@ class EmulatorState:
 class VirtualLockLink:
     """The simulator behind the DeviceLink interface, plus the emulator's controls."""
 
-    def __init__(self, db: Database, *, latency_ms: int = 0, flakiness: float = 0.0) -> None:
+    unknown_keys = "remove"
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        latency_ms: int = 0,
+        flakiness: float = 0.0,
+        timeout_seconds: float = 10.0,
+    ) -> None:
         self.db = db
         self.latency_ms = latency_ms
         self.flakiness = flakiness
+        self.timeout_seconds = timeout_seconds
+        # Set on shutdown: a call waiting out its latency gives up at once.
+        self.closing = threading.Event()
 
     @staticmethod
     def install(session: Session, smartlock_id: int, *, keypad: bool) -> None:
@@ -75,11 +87,19 @@ class VirtualLockLink:
     @contextmanager
     def _reach(self, smartlock_id: int) -> Iterator[tuple[Session, SimulatedLock]]:
         """The device's own rows, after its latency; unreachable when offline or flaky."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             device = session.get(SimulatedLock, smartlock_id)
             delay = (device.latency_ms if device else 0) + self.latency_ms
         if delay:
-            time.sleep(delay / 1000)
+            # The latency is waited out on an event, never a bare sleep: a call gives up after
+            # the link's timeout, and at once when the process shuts down.
+            waited = min(delay / 1000, self.timeout_seconds)
+            if self.closing.wait(waited):
+                raise DeviceUnreachable(f"virtual lock {smartlock_id}: the server is stopping")
+            if delay / 1000 > self.timeout_seconds:
+                raise DeviceUnreachable(
+                    f"virtual lock {smartlock_id} did not answer within {self.timeout_seconds:g} s"
+                )
         if self.flakiness and random.random() < self.flakiness:
             raise DeviceUnreachable(f"virtual lock {smartlock_id} did not answer (flakiness)")
         with self.db.session() as session:
@@ -90,7 +110,11 @@ class VirtualLockLink:
 
     # --- authorizations -------------------------------------------------------------------------
 
-    def put_auth(self, smartlock_id: int, auth_key: str, data: dict[str, Any]) -> int:
+    def put(self, smartlock_id: int, key_id: str, data: dict[str, Any], ref: str | None) -> Placed:
+        slot = self._put(smartlock_id, key_id, data)
+        return Placed(ref=str(slot), auth_id=slot)
+
+    def _put(self, smartlock_id: int, auth_key: str, data: dict[str, Any]) -> int:
         with self._reach(smartlock_id) as (session, device):
             if device.fault == "busy":
                 raise DeviceRejected("45", "the lock is busy")
@@ -120,27 +144,26 @@ class VirtualLockLink:
             )
             return slot
 
-    def remove_auth(self, smartlock_id: int, auth_key: str) -> None:
+    def remove(self, smartlock_id: int, key_id: str, ref: str | None) -> None:
         with self._reach(smartlock_id) as (session, device):
             if device.fault == "busy":
                 raise DeviceRejected("45", "the lock is busy")
             for row in session.scalars(
-                select(SimulatedAuth).where(
-                    SimulatedAuth.smartlock_id == smartlock_id, SimulatedAuth.auth_key == auth_key
-                )
+                select(SimulatedAuth).where(SimulatedAuth.smartlock_id == smartlock_id)
             ):
-                session.delete(row)
+                if row.auth_key == key_id or (ref is not None and str(row.slot) == ref):
+                    session.delete(row)
 
-    def auth_keys(self, smartlock_id: int) -> dict[str, dict[str, Any]]:
+    def read_all(self, smartlock_id: int) -> dict[str, dict[str, Any]]:
         with self._reach(smartlock_id) as (session, _device):
             rows = session.scalars(
                 select(SimulatedAuth).where(SimulatedAuth.smartlock_id == smartlock_id)
             )
-            return {row.auth_key: {**row.data, "slot": row.slot} for row in rows}
+            return {str(row.slot): {**row.data, "keyId": row.auth_key} for row in rows}
 
     def auth_count(self, smartlock_id: int) -> int:
         """How many authorizations the device holds (for tests and the admin view)."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             return (
                 session.scalar(
                     select(func.count()).where(SimulatedAuth.smartlock_id == smartlock_id)
@@ -167,7 +190,7 @@ class VirtualLockLink:
         device.trigger = trigger
         return LOG_SUCCESS, None
 
-    def action(
+    def act(
         self, smartlock_id: int, action: int, option: int, trigger: int, device_type: int = 4
     ) -> DoorEvent:
         with self._reach(smartlock_id) as (_session, device):
@@ -315,7 +338,7 @@ class VirtualLockLink:
         return self.emulator_state(smartlock_id)
 
     def emulator_state(self, smartlock_id: int) -> EmulatorState:
-        with self.db.session() as session:
+        with self.db.read() as session:
             device = session.get(SimulatedLock, smartlock_id)
             if device is None:
                 raise DeviceUnreachable(f"smartlock {smartlock_id} is not a virtual lock")

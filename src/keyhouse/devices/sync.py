@@ -1,31 +1,80 @@
-"""Applies queued device operations to their lock, in order, and records the outcome on the key."""
+"""The reconciler: brings each lock to the keys the server wants it to hold.
+
+The key rows are the desired state (see :class:`keyhouse.store.models.SmartlockAuth`). For a
+lock, the reconciler repeatedly takes the next key that is not where it should be — tombstones
+first, then keys whose ``revision`` is ahead of ``applied_revision`` — reads it *now*, sends it
+through the lock's link, and records the outcome guarded by the revision it sent:
+
+* a put of revision r sets ``applied_revision = r`` only where it is still below r, and never
+  for a tombstone, so a late answer can't overwrite a newer change; a key changed meanwhile is
+  simply sent again on the next turn;
+* a confirmed removal deletes the tombstone; a refused one keeps it and tries again later;
+* "no" from the lock (e.g. code exists) marks that revision failed, with the lock's reason; it is
+  not sent again until the key changes. "Not now" (busy) and an unreachable lock leave the key
+  pending and retry with backoff.
+
+No transaction is open while the lock is called. Within one process one reconciler works on a
+lock at a time; the outcome writes lock the smartlock row first, like every writer of keys.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
-from keyhouse.devices.link import DeviceLink, DeviceRejected, DeviceUnreachable
-from keyhouse.rules.dates import utcnow
+from keyhouse.devices.link import DeviceRejected, DeviceUnreachable
+from keyhouse.devices.links import Links
+from keyhouse.rules.dates import format_api_datetime, utcnow
 from keyhouse.store import repo
 from keyhouse.store.database import Database
-from keyhouse.store.models import DeviceOperation, SmartlockAuth
+from keyhouse.store.models import SmartlockAuth
 
 log = logging.getLogger(__name__)
 
-# Device errors that mean "not now" rather than "no": the operation stays queued.
+# Device errors that mean "not now" rather than "no": the key stays pending and is retried.
 RETRYABLE_DEVICE_ERRORS = {"45"}  # BUSY
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 300.0
 
 
-class DeviceSync:
-    """Drains each lock's queue of ``DeviceOperation`` rows through its ``DeviceLink``."""
+def desired_payload(row: SmartlockAuth) -> dict[str, Any]:
+    """The key as the lock needs it, from the row as it is now."""
 
-    def __init__(self, db: Database, link: DeviceLink) -> None:
+    def date(value: datetime | None) -> str | None:
+        return format_api_datetime(value) if value else None
+
+    return {
+        "type": row.type,
+        "name": row.name,
+        "enabled": row.enabled,
+        "remoteAllowed": row.remote_allowed,
+        "code": row.code,
+        "allowedFromDate": date(row.allowed_from_date),
+        "allowedUntilDate": date(row.allowed_until_date),
+        "allowedWeekDays": row.allowed_week_days,
+        "allowedFromTime": row.allowed_from_time,
+        "allowedUntilTime": row.allowed_until_time,
+    }
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """1 s, 2 s, 4 s … up to 5 min."""
+    return timedelta(
+        seconds=min(RETRY_FIRST_SECONDS * 2 ** max(attempts - 1, 0), RETRY_MAX_SECONDS)
+    )
+
+
+class Reconciler:
+    """Brings locks to the server's keys, one lock at a time per lock."""
+
+    def __init__(self, db: Database, links: Links) -> None:
         self.db = db
-        self.link = link
+        self.links = links
         self._lock_guards: dict[int, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
 
@@ -33,95 +82,162 @@ class DeviceSync:
         with self._guard:
             return self._lock_guards[smartlock_id]
 
-    def locks_with_pending(self) -> list[int]:
-        with self.db.session() as session:
-            return list(
-                session.scalars(
-                    select(DeviceOperation.smartlock_id)
-                    .where(DeviceOperation.status == "pending")
-                    .distinct()
-                )
-            )
+    def locks_with_work(self) -> list[int]:
+        with self.db.read() as session:
+            return repo.locks_with_work(session, utcnow())
 
-    def apply_pending(self, smartlock_id: int) -> int:
-        """Apply the lock's pending operations in order; stop when it is unreachable."""
-        applied = 0
+    def reconcile(self, smartlock_id: int) -> int:
+        """Send the lock what it lacks until nothing is left or the lock can't take more now;
+        returns how many keys went through."""
+        done = 0
         with self._guard_for(smartlock_id):
-            while self._apply_next(smartlock_id):
-                applied += 1
-        return applied
+            while True:
+                with self.db.read() as session:
+                    key = repo.next_work(session, smartlock_id, utcnow())
+                    if key is None:
+                        return done
+                    session.expunge(key)
+                if not self._apply(key):
+                    return done
+                done += 1
 
-    def _next_operation(self, smartlock_id: int) -> DeviceOperation | None:
-        with self.db.session() as session:
-            return session.scalars(
-                select(DeviceOperation)
-                .where(
-                    DeviceOperation.smartlock_id == smartlock_id,
-                    DeviceOperation.status == "pending",
-                )
-                .order_by(DeviceOperation.id)
-                .limit(1)
-            ).first()
-
-    def _apply_next(self, smartlock_id: int) -> bool:
-        """Apply the oldest pending operation of the lock; False when there is none to apply.
-
-        The device is called outside any transaction of ours (a real lock is a remote party;
-        SQLite would refuse a write from a transaction that began before the device's own).
-        Operations are idempotent per key, so one applied twice after a crash is harmless.
-        """
-        op = self._next_operation(smartlock_id)
-        if op is None:
-            return False
-        slot: int | None = None
+    def _apply(self, key: SmartlockAuth) -> bool:
+        """Bring one key to its lock; False when the lock can take nothing more now."""
+        link = self.links.of(key.smartlock_id)
         try:
-            if op.kind == "put_auth":
-                slot = self.link.put_auth(smartlock_id, op.auth_key, op.payload)
+            if key.deleting:
+                link.remove(key.smartlock_id, key.id, key.device_ref)
+                self._removed(key)
             else:
-                self.link.remove_auth(smartlock_id, op.auth_key)
-        except (DeviceUnreachable, DeviceRejected) as exc:
-            if isinstance(exc, DeviceRejected) and exc.code not in RETRYABLE_DEVICE_ERRORS:
-                self._record(op, None, f"lock reported: {exc.reason} (device error {exc.code})")
-                return True
-            with self.db.session() as session:
-                row = session.get(DeviceOperation, op.id)
-                if row is not None:
-                    row.attempts += 1
-                    row.error = str(exc)
+                placed = link.put(key.smartlock_id, key.id, desired_payload(key), key.device_ref)
+                self._placed(key, placed.ref, placed.auth_id)
+        except DeviceUnreachable as exc:
+            # Tried again by the worker's scan, and at once when the lock is back.
+            log.info("lock %s unreachable: %s", key.smartlock_id, exc)
             return False
-        self._record(op, slot, None)
+        except DeviceRejected as exc:
+            reason = f"lock reported: {exc.reason} (device error {exc.code})"
+            if exc.code in RETRYABLE_DEVICE_ERRORS:
+                self._later(key, None)
+                return False
+            if key.deleting:  # a tombstone stays one: its removal is tried again later
+                self._later(key, reason)
+            else:
+                self._refused(key, reason)
         return True
 
-    def _record(self, op: DeviceOperation, slot: int | None, failure: str | None) -> None:
-        with self.db.session() as session:
-            row = session.get(DeviceOperation, op.id)
-            if row is None or row.status != "pending":
-                return
-            row.attempts += 1
-            row.done_at = utcnow()
-            auth = session.get(SmartlockAuth, op.auth_key)
-            repo.bump_keys_version(session, op.smartlock_id)
-            current = auth is not None and auth.operation_id == op.operation_id
-            if failure is not None:
-                row.status = "failed"
-                row.error = failure
-                log.info("operation %s on lock %s failed: %s", op.id, op.smartlock_id, failure)
-                if auth is not None and current:
-                    auth.sync_state = "failed"
-                    auth.error = failure
-                    auth.operation_id = None
-                    auth.deleting = False
-                return
-            row.status = "done"
-            row.error = None
-            if auth is None:
-                return
-            if op.kind == "remove_auth":
-                if current:
-                    session.delete(auth)
-                return
-            auth.auth_id = slot
-            if current:
-                auth.sync_state = "applied"
-                auth.operation_id = None
-                auth.error = None
+    def _write(self, key: SmartlockAuth, *changes: tuple[dict[str, Any], tuple[Any, ...]]) -> None:
+        """Record an outcome: each (values, conditions) is one guarded UPDATE of the key."""
+
+        def work(session: Any) -> None:
+            repo.lock_smartlocks(session, [key.smartlock_id])
+            for values, conditions in changes:
+                session.execute(
+                    update(SmartlockAuth)
+                    .where(SmartlockAuth.id == key.id, *conditions)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+            repo.bump_keys_version(session, key.smartlock_id)
+
+        self.db.transaction(work, what=f"recording key {key.id}")
+
+    def _placed(self, key: SmartlockAuth, ref: str, auth_id: int | None) -> None:
+        # Where the key is on the lock is recorded whatever happened meanwhile (a tombstone's
+        # removal needs it); the revision only where it is news and the key is still live.
+        self._write(
+            key,
+            ({"device_ref": ref, "auth_id": auth_id}, ()),
+            (
+                {"applied_revision": key.revision, "error": None, "retry_at": None, "attempts": 0},
+                (
+                    SmartlockAuth.applied_revision < key.revision,
+                    SmartlockAuth.deleting.is_(False),
+                ),
+            ),
+        )
+
+    def _removed(self, key: SmartlockAuth) -> None:
+        def work(session: Any) -> None:
+            repo.lock_smartlocks(session, [key.smartlock_id])
+            session.execute(
+                delete(SmartlockAuth).where(
+                    SmartlockAuth.id == key.id, SmartlockAuth.deleting.is_(True)
+                )
+            )
+            repo.bump_keys_version(session, key.smartlock_id)
+
+        self.db.transaction(work, what=f"removing key {key.id}")
+
+    def _refused(self, key: SmartlockAuth, reason: str) -> None:
+        log.info("lock %s refused key %s: %s", key.smartlock_id, key.id, reason)
+        self._write(
+            key,
+            (
+                {"failed_revision": key.revision, "error": reason, "retry_at": None},
+                (SmartlockAuth.revision == key.revision, SmartlockAuth.deleting.is_(False)),
+            ),
+        )
+
+    def _later(self, key: SmartlockAuth, reason: str | None) -> None:
+        """Not now: try this key again after a backoff (it stays pending or deleting)."""
+        attempts = key.attempts + 1
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "retry_at": utcnow() + retry_delay(attempts),
+        }
+        if reason is not None:
+            values["error"] = reason
+        self._write(key, (values, (SmartlockAuth.revision == key.revision,)))
+
+    # --- drift repair ----------------------------------------------------------------------------
+
+    def repair(self, smartlock_id: int) -> int:
+        """Read what the lock holds and make it match: keys missing or different on the lock go
+        again (pending until it confirms), keys the server does not know are handled by the
+        link's policy. Raises DeviceUnreachable. Returns how many keys were out of step."""
+        link = self.links.of(smartlock_id)
+        with self._guard_for(smartlock_id):
+            held = link.read_all(smartlock_id)
+            by_key = {entry.get("keyId"): ref for ref, entry in held.items()}
+            drift = 0
+
+            def work(session: Any) -> int:
+                repo.lock_smartlocks(session, [smartlock_id])
+                keys = session.scalars(
+                    select(SmartlockAuth).where(SmartlockAuth.smartlock_id == smartlock_id)
+                ).all()
+                found = 0
+                for key in keys:
+                    if key.sync_state != "applied":
+                        continue  # the reconciler is on it already
+                    ref = by_key.get(key.id, key.device_ref)
+                    on_lock = held.get(ref) if ref is not None else None
+                    wanted = desired_payload(key)
+                    if on_lock is None or {k: on_lock.get(k) for k in wanted} != wanted:
+                        repo.mark_changed(session, key)
+                        found += 1
+                return found
+
+            drift = self.db.transaction(work, what=f"repairing smartlock {smartlock_id}")
+            with self.db.read() as session:
+                known = {
+                    (row.id, row.device_ref)
+                    for row in session.execute(
+                        select(SmartlockAuth.id, SmartlockAuth.device_ref).where(
+                            SmartlockAuth.smartlock_id == smartlock_id
+                        )
+                    )
+                }
+            ids = {key_id for key_id, _ in known}
+            refs = {ref for _, ref in known if ref is not None}
+            unknown = [
+                (ref, entry)
+                for ref, entry in held.items()
+                if entry.get("keyId") not in ids and ref not in refs
+            ]
+            if link.unknown_keys == "remove":
+                for ref, entry in unknown:
+                    link.remove(smartlock_id, str(entry.get("keyId") or ""), ref)
+                    drift += 1
+        return drift

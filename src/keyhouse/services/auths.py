@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from keyhouse.errors import Conflict, Locked, NotFound, ValidationFailed
-from keyhouse.rules.dates import format_api_datetime, utcnow
+from keyhouse.errors import Conflict, NotFound, ValidationFailed
+from keyhouse.rules.dates import utcnow
 from keyhouse.rules.ids import new_object_id
 from keyhouse.rules.keypad import (
     APP_KEY_TYPE,
@@ -82,24 +81,11 @@ def auth_not_found(auth_key: str, smartlock_id: int | None = None) -> NotFound:
     )
 
 
-def device_payload(row: SmartlockAuth) -> dict[str, Any]:
-    """The key as the lock needs it: a snapshot taken when the change was made."""
-
-    def date(value: datetime | None) -> str | None:
-        return format_api_datetime(value) if value else None
-
-    return {
-        "type": row.type,
-        "name": row.name,
-        "enabled": row.enabled,
-        "remoteAllowed": row.remote_allowed,
-        "code": row.code,
-        "allowedFromDate": date(row.allowed_from_date),
-        "allowedUntilDate": date(row.allowed_until_date),
-        "allowedWeekDays": row.allowed_week_days,
-        "allowedFromTime": row.allowed_from_time,
-        "allowedUntilTime": row.allowed_until_time,
-    }
+def serialize_writers(session: Session, smartlock_ids: Iterable[int]) -> None:
+    """Take the write locks of these locks' keys (ascending smartlock id), then forget what
+    this session read before: what follows reads the keys as the last writer left them."""
+    repo.lock_smartlocks(session, smartlock_ids)
+    session.expire_all()
 
 
 def _check_key(
@@ -223,6 +209,7 @@ def create_keys(
         problems.add("smartlockIds", "unique", "smartlockIds names a smartlock more than once")
         problems.raise_if_any()
     locks = repo.locks_by_ids(session, caller.account_id, smartlock_ids)
+    serialize_writers(session, locks)
     missing = [sid for sid in smartlock_ids if sid not in locks]
     if missing:
         if ids_from_body:
@@ -274,8 +261,8 @@ def create_keys(
             updated_at=now,
             **values,
         )
+        repo.mark_changed(session, row)
         session.add(row)
-        repo.enqueue_operation(session, row, "put_auth", device_payload(row))
         outcome.auth_keys.append(row.id)
         outcome.lock_ids.add(smartlock_id)
         if body.type in NOTIFIED_TYPES and user is not None and account is not None:
@@ -305,12 +292,11 @@ def _apply_update(
     session: Session, caller: Caller, row: SmartlockAuth, changes: dict[str, Any], outcome: Outcome
 ) -> None:
     if row.deleting:
-        raise Locked(
-            f"key {row.id} ({row.name!r}) is being deleted from its lock: it can't be changed; "
-            "create a new key instead",
+        raise NotFound(
+            f"key {row.id} ({row.name!r}) was deleted (it is being removed from its lock): "
+            "it can't be changed; create a new key instead",
             field="id",
-            rule="deleting",
-            headers={"Retry-After": "5"},
+            rule="deleted",
         )
     lock = session.get(Smartlock, row.smartlock_id)
     assert lock is not None
@@ -330,7 +316,7 @@ def _apply_update(
     for column, value in changes.items():
         setattr(row, column, value)
     row.updated_at = utcnow()
-    repo.enqueue_operation(session, row, "put_auth", device_payload(row))
+    repo.mark_changed(session, row)
     outcome.auth_keys.append(row.id)
     outcome.lock_ids.add(row.smartlock_id)
     # Switching a key off tells its holder: their guest link (and keypad code) stops working.
@@ -347,11 +333,14 @@ def _count(outcome: Outcome, mail: object | None) -> None:
 
 
 def key_on_lock(
-    session: Session, caller: Caller, smartlock_id: int, auth_key: str
+    session: Session, caller: Caller, smartlock_id: int, auth_key: str, *, write: bool = False
 ) -> SmartlockAuth:
-    """The caller's key ``auth_key`` on the caller's lock ``smartlock_id``, or the 403/404."""
+    """The caller's key ``auth_key`` on the caller's lock ``smartlock_id``, or the 403/404;
+    with ``write``, read after taking the lock's write lock."""
     if repo.lock(session, caller.account_id, smartlock_id) is None:
         raise lock_not_found(smartlock_id)
+    if write:
+        serialize_writers(session, [smartlock_id])
     row = repo.auth(session, caller.account_id, auth_key, smartlock_id=smartlock_id)
     if row is None:
         raise auth_not_found(auth_key, smartlock_id)
@@ -361,7 +350,7 @@ def key_on_lock(
 def update_key(
     session: Session, caller: Caller, smartlock_id: int, auth_key: str, body: SmartlockAuthUpdate
 ) -> Outcome:
-    row = key_on_lock(session, caller, smartlock_id, auth_key)
+    row = key_on_lock(session, caller, smartlock_id, auth_key, write=True)
     outcome = Outcome()
     _apply_update(session, caller, row, _changes(body), outcome)
     return outcome
@@ -378,7 +367,7 @@ def update_keys(
             field="id",
             rule="unique",
         )
-    rows = repo.auths_by_ids(session, caller.account_id, ids)
+    rows = _keys_for_write(session, caller, ids)
     missing = [auth_key for auth_key in ids if auth_key not in rows]
     if missing:
         raise NotFound(
@@ -396,28 +385,37 @@ def update_keys(
     return outcome
 
 
+def _keys_for_write(
+    session: Session, caller: Caller, auth_keys: Iterable[str]
+) -> dict[str, SmartlockAuth]:
+    """The caller's keys by id, read after taking the write locks of their locks."""
+    found = repo.auths_by_ids(session, caller.account_id, auth_keys)
+    serialize_writers(session, {row.smartlock_id for row in found.values()})
+    return repo.auths_by_ids(session, caller.account_id, auth_keys)
+
+
 def _delete(session: Session, row: SmartlockAuth, outcome: Outcome) -> None:
-    """Mark the key for removal from its lock, and tell its holder (once: a key already being
-    deleted is left as it is). A disabled key's holder is told too: deleted is for good."""
+    """Make the key a tombstone until its lock confirms the removal, and tell its holder (once:
+    a key already deleted is left as it is). A disabled key's holder is told too."""
     if row.deleting:
         return
     row.deleting = True
     row.updated_at = utcnow()
-    repo.enqueue_operation(session, row, "remove_auth", {"authId": row.auth_id})
+    repo.mark_changed(session, row)
     outcome.auth_keys.append(row.id)
     outcome.lock_ids.add(row.smartlock_id)
     _count(outcome, queue_notice(session, "key_deleted", row))
 
 
 def delete_key(session: Session, caller: Caller, smartlock_id: int, auth_key: str) -> Outcome:
-    row = key_on_lock(session, caller, smartlock_id, auth_key)
+    row = key_on_lock(session, caller, smartlock_id, auth_key, write=True)
     outcome = Outcome()
     _delete(session, row, outcome)
     return outcome
 
 
 def delete_keys(session: Session, caller: Caller, auth_keys: Sequence[str]) -> Outcome:
-    rows = repo.auths_by_ids(session, caller.account_id, auth_keys)
+    rows = _keys_for_write(session, caller, auth_keys)
     missing = [auth_key for auth_key in auth_keys if auth_key not in rows]
     if missing:
         raise NotFound(
@@ -436,6 +434,8 @@ def delete_keys_of_user(session: Session, caller: Caller, account_user_id: int) 
     """Delete the user's keys, each with its notice: call it before the user row goes, in the
     same transaction (the notices read the user's name and address)."""
     outcome = Outcome()
+    keys = repo.list_auths(session, caller.account_id, account_user_id=account_user_id)
+    serialize_writers(session, {row.smartlock_id for row in keys})
     for row in repo.list_auths(session, caller.account_id, account_user_id=account_user_id):
         _delete(session, row, outcome)
     return outcome

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, DoorEvent
+from keyhouse.devices.link import ActionAccepted, DeviceRejected, DeviceUnreachable, DoorEvent
 from keyhouse.devices.simulator import ACTIONS_BY_TYPE
 from keyhouse.errors import DeviceError, Locked, LockOffline, ValidationFailed
 from keyhouse.rules.dates import utcnow
 from keyhouse.rules.ids import new_object_id
 from keyhouse.runtime import Runtime
-from keyhouse.services.auths import device_payload, lock_not_found
+from keyhouse.services.auths import lock_not_found
 from keyhouse.services.caller import Caller
 from keyhouse.store import repo
 from keyhouse.store.models import Account, Smartlock, SmartlockAuth, SmartlockLog
 
+T = TypeVar("T")
 TRIGGER_WEB = 4
 BUSY_RETRY_SECONDS = 2
 ACTION_NAMES = {
@@ -35,14 +37,14 @@ ACTION_NAMES = {
 
 def lock_of(runtime: Runtime, caller: Caller, smartlock_id: int, status: int = 404) -> Smartlock:
     """The caller's lock, or the 404 (403 where Nuki answers 403) that names the id."""
-    with runtime.db.session() as session:
+    with runtime.db.read() as session:
         lock = repo.lock(session, caller.account_id, smartlock_id)
         if lock is None:
             raise lock_not_found(smartlock_id, status=status)
         return lock
 
 
-def _reach(lock: Smartlock, call: Callable[[], DoorEvent]) -> DoorEvent:
+def _reach(lock: Smartlock, call: Callable[[], T]) -> T:
     try:
         return call()
     except DeviceUnreachable:
@@ -64,6 +66,7 @@ def record(
     """Write the log entry for ``event``; a successful use counts on its key."""
     log_id = new_object_id(at)
     with runtime.db.session() as session:
+        repo.lock_smartlocks(session, [lock.id])  # before the key row: the writers' one order
         user_id = None
         if event.auth_key is not None:
             key = session.get(SmartlockAuth, event.auth_key)
@@ -122,10 +125,11 @@ def lock_action(
     """POST /smartlock/{id}/action: the lock moves now, or the answer says why not."""
     lock = lock_of(runtime, caller, smartlock_id, status=404)
     check_action(lock, action, option)
-    event = _reach(
-        lock, lambda: runtime.link.action(lock.id, action, option, TRIGGER_WEB, lock.type)
-    )
-    with runtime.db.session() as session:
+    link = runtime.links.of(lock.id)
+    event = _reach(lock, lambda: link.act(lock.id, action, option, TRIGGER_WEB, lock.type))
+    if isinstance(event, ActionAccepted):
+        return  # the lock reports the outcome (and its log entry) later
+    with runtime.db.read() as session:
         account = session.get(Account, caller.account_id)
         name = account.name if account else ""
     record(runtime, lock, event, utcnow(), name=name)
@@ -201,40 +205,16 @@ def button(runtime: Runtime, caller: Caller, smartlock_id: int) -> tuple[DoorEve
 
 
 def sync_lock(runtime: Runtime, caller: Caller, smartlock_id: int) -> int:
-    """Re-read the lock's authorizations and queue what makes it match the server: returns
-    how many operations were queued."""
+    """Read what the lock holds and make it match the server: returns how many keys were out
+    of step (they go to the lock again; keys it holds that the server does not know go)."""
     lock = lock_of(runtime, caller, smartlock_id, status=404)
-    held = _reach_auths(runtime, lock)
-    queued = 0
-    with runtime.db.session() as session:
-        keys = session.scalars(
-            select(SmartlockAuth).where(
-                SmartlockAuth.account_id == caller.account_id,
-                SmartlockAuth.smartlock_id == lock.id,
-            )
-        ).all()
-        known = {key.id for key in keys}
-        for key in keys:
-            if key.deleting or key.sync_state == "pending":
-                continue  # an operation for it is queued already
-            on_lock = held.get(key.id)
-            wanted = device_payload(key)
-            if on_lock is None or {k: on_lock.get(k) for k in wanted} != wanted:
-                repo.enqueue_operation(session, key, "put_auth", wanted)
-                queued += 1
-        for auth_key in held.keys() - known:
-            repo.enqueue_orphan_removal(session, caller.account_id, lock.id, auth_key)
-            queued += 1
-    runtime.after_commit([lock.id])
-    return queued
-
-
-def _reach_auths(runtime: Runtime, lock: Smartlock) -> dict[str, dict[str, object]]:
     try:
-        return runtime.link.auth_keys(lock.id)
+        drift = runtime.reconciler.repair(lock.id)
     except DeviceUnreachable:
         raise LockOffline(
             f"smartlock {lock.id} ({lock.name!r}) is offline (serverState 4): it can't be "
-            "synced now; its queued changes apply when it is back",
+            "synced now; its keys go to it when it is back",
             field="smartlockId",
         ) from None
+    runtime.after_commit([lock.id])
+    return drift

@@ -280,7 +280,7 @@ def view(
 ) -> GuestKey:
     """GET: what the link shows. Never redeems (mail scanners fetch links too).
     ``browser_language`` is for an unknown link only; a known one speaks its user's."""
-    with runtime.db.session() as session:
+    with runtime.db.read() as session:
         return _resolve(
             session, secret, _device_hash(device_secret), now or utcnow(), browser_language
         )[1]

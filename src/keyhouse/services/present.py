@@ -64,7 +64,9 @@ def object_id_shape(hex_id: str | None) -> Shape | None:
 
 
 def auth_shape(row: models.SmartlockAuth) -> Shape:
-    sync_state = "deleting" if row.deleting else row.sync_state
+    sync_state = row.sync_state
+    # The operation is shown while it runs (pending, deleting); once the lock answered, not.
+    operation = row.operation_id if sync_state in ("pending", "deleting") else None
     return shape_dict(
         SmartlockAuth,
         id=row.id,
@@ -85,7 +87,7 @@ def auth_shape(row: models.SmartlockAuth) -> Shape:
         last_active_date=row.last_active_date,
         creation_date=row.created_at,
         update_date=row.updated_at,
-        operation_id=object_id_shape(row.operation_id),
+        operation_id=object_id_shape(operation),
         error=row.error,
         auth_type_as_string=_AUTH_TYPE_NAMES.get(row.type),
         smart_actions_enabled=row.smart_actions_enabled,

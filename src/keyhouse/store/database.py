@@ -1,26 +1,72 @@
-"""Engine, sessions and schema migration for SQLite (default) and PostgreSQL."""
+"""Engine, sessions and schema migration for SQLite (default) and PostgreSQL.
+
+Two kinds of session:
+
+* ``session()`` writes. On SQLite it begins ``BEGIN IMMEDIATE``, so the write lock is taken
+  before the first read: everything a write reads (limits, a key's current state) is still
+  true when it commits, and writers of the one file run one after another. On PostgreSQL the
+  services lock the smartlock rows they touch first (``repo.lock_smartlocks``).
+* ``read()`` only reads. On SQLite a plain (deferred) ``BEGIN``: readers never wait for
+  writers (WAL).
+
+``transaction(work)`` runs ``work(session)`` in a write session and runs it again when the
+database reports a deadlock, a serialization failure or a busy lock; if that keeps happening it
+raises :class:`~keyhouse.errors.Locked` (423 with ``Retry-After``), never an internal error.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from keyhouse.errors import Locked
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# How often a transaction that lost a race inside the database is run again.
+TRANSACTION_ATTEMPTS = 5
+# PostgreSQL: serialization_failure, deadlock_detected, lock_not_available
+RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
+WRITE_OPTION = "keyhouse_write"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Transactions are begun by us (see _sqlite_begin), not by pysqlite's legacy guesswork.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a commit (an acknowledged delete or disable) survives a power cut, in WAL mode too.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    write = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A deadlock, serialization failure or busy database: the same work may succeed again."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in RETRYABLE_SQLSTATES:
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
 class Database:
@@ -39,11 +85,17 @@ class Database:
                 connect_args={"check_same_thread": False, "timeout": 10},
                 pool_size=40,
                 max_overflow=10,
+                hide_parameters=True,  # no keypad code or secret in a logged error
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
-        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+            self.engine = create_engine(
+                url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+            )
+        self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
+        self._factory = sessionmaker(self._writer, expire_on_commit=False)
+        self._read_factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -51,7 +103,20 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        session = self._factory()
+        """A write session: commits on success, rolls back on error."""
+        with self._open(self._factory) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session (never blocks on SQLite's write lock); nothing is committed."""
+        with self._open(self._read_factory) as session:
+            yield session
+
+    @staticmethod
+    @contextmanager
+    def _open(factory: sessionmaker[Session]) -> Iterator[Session]:
+        session = factory()
         try:
             yield session
             session.commit()
@@ -60,6 +125,29 @@ class Database:
             raise
         finally:
             session.close()
+
+    def transaction(self, work: Callable[[Session], T], *, what: str = "the change") -> T:
+        """``work(session)`` in a write session, run again if the database reports a race."""
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                with self.session() as session:
+                    return work(session)
+            except DBAPIError as exc:
+                if not is_retryable(exc):
+                    raise
+                log.info(
+                    "%s lost a race in the database (attempt %d): %s",
+                    what,
+                    attempt,
+                    type(exc.orig).__name__,
+                )
+                time.sleep(random.uniform(0.005, 0.02) * attempt)
+        raise Locked(
+            f"{what} could not be stored now: other changes to the same lock are in progress; "
+            "try again in a moment",
+            rule="contention",
+            headers={"Retry-After": "1"},
+        )
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema up to ``revision`` (the newest Alembic revision by default)."""
@@ -76,7 +164,7 @@ class Database:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.attributes["connection_url"] = self.url
-        with self.engine.begin() as connection:
+        with self._writer.begin() as connection:
             config.attributes["connection"] = connection
             getattr(command, direction)(config, revision)
 

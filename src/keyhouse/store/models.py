@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -63,6 +64,8 @@ class Smartlock(Base):
     favorite: Mapped[bool] = mapped_column(Boolean, default=False)
     auth_id: Mapped[int] = mapped_column(Integer, default=1)
     virtual: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Which DeviceLink reaches the lock ("virtual": the simulator); see keyhouse.devices.links.
+    link: Mapped[str] = mapped_column(String(16), default="virtual", server_default="virtual")
     # Bumped on every change to the lock's keys: a listing cached under it is current.
     keys_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -90,13 +93,38 @@ class AccountUser(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# A key is unsynced while it is a tombstone or the lock's copy is behind: the reconciler's work,
+# found through a partial index that holds only such keys.
+UNSYNCED = "deleting OR applied_revision < revision"
+
+
 class SmartlockAuth(Base):
-    """A key as the server knows it; ``sync_state`` says whether the lock has it yet."""
+    """A key as the server wants the lock to hold it (the desired state).
+
+    Every change bumps ``revision``; ``applied_revision`` is the revision the lock confirmed and
+    only grows. A deleted key is a tombstone (``deleting``) until the lock confirms its removal.
+    ``sync_state`` is derived from these, never stored.
+    """
 
     __tablename__ = "smartlock_auths"
     __table_args__ = (
-        UniqueConstraint("smartlock_id", "code", name="uq_auth_keypad_code"),
+        # A keypad code is unique among the lock's live keys; a tombstone frees its code at once
+        # (the reconciler removes before it puts).
+        Index(
+            "uq_auth_keypad_code",
+            "smartlock_id",
+            "code",
+            unique=True,
+            sqlite_where=text("NOT deleting"),
+            postgresql_where=text("NOT deleting"),
+        ),
         Index("ix_auth_account_lock", "account_id", "smartlock_id"),
+        Index(
+            "ix_auth_unsynced",
+            "smartlock_id",
+            sqlite_where=text(UNSYNCED),
+            postgresql_where=text(UNSYNCED),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
@@ -123,34 +151,31 @@ class SmartlockAuth(Base):
     last_active_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Sync with the lock: "pending" until the lock confirms, then "applied"; "failed" with error.
-    sync_state: Mapped[str] = mapped_column(String(16), default="pending")
+    # --- sync with the lock ---
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    applied_revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The revision the lock refused for good (with ``error``): not sent again until it changes.
+    failed_revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The change that made ``revision`` (official ObjectId shape in answers).
     operation_id: Mapped[str | None] = mapped_column(String(24), nullable=True)
     deleting: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What the lock's link calls this key (a slot, an upstream id): opaque to the server.
+    device_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # "Not now" from the lock (busy, unreachable): not tried again before this time.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-
-class DeviceOperation(Base):
-    """One change for one lock, applied in ``id`` order once the lock is reachable."""
-
-    __tablename__ = "device_operations"
-    __table_args__ = (
-        Index("ix_devop_lock_status", "smartlock_id", "status", "id"),
-        {"sqlite_autoincrement": True},
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    operation_id: Mapped[str] = mapped_column(String(24), unique=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    smartlock_id: Mapped[int] = mapped_column(BigInteger)
-    auth_key: Mapped[str] = mapped_column(String(24))  # SmartlockAuth.id
-    kind: Mapped[str] = mapped_column(String(16))  # "put_auth" | "remove_auth"
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|failed
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    @property
+    def sync_state(self) -> str:
+        """deleting, failed (the lock refused this revision), applied, or pending."""
+        if self.deleting:
+            return "deleting"
+        if self.failed_revision is not None and self.failed_revision >= self.revision:
+            return "failed"
+        if self.applied_revision >= self.revision:
+            return "applied"
+        return "pending"
 
 
 class Invite(Base):

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from keyhouse.rules.ids import new_object_id
 from keyhouse.store.models import (
+    UNSYNCED,
     AccountUser,
     ApiToken,
-    DeviceOperation,
     SimulatedLock,
     Smartlock,
     SmartlockAuth,
@@ -62,6 +63,26 @@ def locks_by_ids(session: Session, account_id: int, ids: Iterable[int]) -> dict[
         select(Smartlock).where(Smartlock.account_id == account_id, Smartlock.id.in_(wanted))
     )
     return {row.id: row for row in rows}
+
+
+def lock_smartlocks(session: Session, ids: Iterable[int]) -> None:
+    """Serialize this transaction with every other writer of these locks' keys.
+
+    PostgreSQL: ``SELECT … FOR NO KEY UPDATE`` on the smartlock rows in ascending id, the one
+    order every writer uses (so two writers never wait for each other in a circle), and a lock
+    that does not block the foreign-key checks of inserted keys. Call it before reading what
+    the write depends on. SQLite: a no-op, since a write session holds the database's write
+    lock from its start (``BEGIN IMMEDIATE``).
+    """
+    wanted = sorted(set(ids))
+    if not wanted or session.get_bind().dialect.name == "sqlite":
+        return
+    session.execute(
+        select(Smartlock.id)
+        .where(Smartlock.id.in_(wanted))
+        .order_by(Smartlock.id)
+        .with_for_update(key_share=True)
+    ).all()
 
 
 def list_locks(
@@ -163,10 +184,15 @@ def list_auths(
 
 
 def auth_counts(session: Session, account_id: int, smartlock_id: int) -> tuple[int, int]:
-    """(all keys, keypad codes) held for a lock, counting those still being created."""
+    """(all keys, keypad codes) of a lock: live keys, those still being created included;
+    tombstones are not counted (the reconciler removes them before it puts)."""
     rows = session.execute(
         select(SmartlockAuth.type, func.count())
-        .where(SmartlockAuth.account_id == account_id, SmartlockAuth.smartlock_id == smartlock_id)
+        .where(
+            SmartlockAuth.account_id == account_id,
+            SmartlockAuth.smartlock_id == smartlock_id,
+            SmartlockAuth.deleting.is_(False),
+        )
         .group_by(SmartlockAuth.type)
     ).all()
     total = sum(count for _, count in rows)
@@ -181,30 +207,26 @@ def auth_with_code(
         SmartlockAuth.account_id == account_id,
         SmartlockAuth.smartlock_id == smartlock_id,
         SmartlockAuth.code == code,
+        SmartlockAuth.deleting.is_(False),
     )
     if other_than is not None:
         query = query.where(SmartlockAuth.id != other_than)
     return session.scalars(query).first()
 
 
-def enqueue_operation(
-    session: Session, row: SmartlockAuth, kind: str, payload: dict[str, Any]
-) -> DeviceOperation:
-    """Queue a change of ``row`` for its lock and mark the key as waiting for it."""
-    operation = DeviceOperation(
-        operation_id=new_object_id(),
-        account_id=row.account_id,
-        smartlock_id=row.smartlock_id,
-        auth_key=row.id,
-        kind=kind,
-        payload=payload,
-    )
-    session.add(operation)
-    bump_keys_version(session, row.smartlock_id)
-    row.operation_id = operation.operation_id
-    row.sync_state = "pending"
+def mark_changed(session: Session, row: SmartlockAuth) -> None:
+    """A new desired state of ``row`` (created, changed or deleted): a new revision for the
+    reconciler to bring to the lock, and a new listing version."""
+    if row.revision is None:  # a new row, not yet flushed
+        row.revision = 1
+        row.applied_revision = 0
+    else:
+        row.revision += 1
+    row.operation_id = new_object_id()
     row.error = None
-    return operation
+    row.retry_at = None
+    row.attempts = 0
+    bump_keys_version(session, row.smartlock_id)
 
 
 def bump_keys_version(session: Session, smartlock_id: int) -> None:
@@ -216,17 +238,49 @@ def bump_keys_version(session: Session, smartlock_id: int) -> None:
     )
 
 
-def enqueue_orphan_removal(
-    session: Session, account_id: int, smartlock_id: int, auth_key: str
-) -> DeviceOperation:
-    """Queue the removal of an authorization the lock holds but the server does not know."""
-    operation = DeviceOperation(
-        operation_id=new_object_id(),
-        account_id=account_id,
-        smartlock_id=smartlock_id,
-        auth_key=auth_key,
-        kind="remove_auth",
-        payload={},
+# --- the reconciler's reads ---------------------------------------------------------------
+
+_UNSYNCED = text(f"({UNSYNCED})")
+
+
+def _due(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(SmartlockAuth.retry_at.is_(None), SmartlockAuth.retry_at <= now)
+
+
+def _not_failed():  # type: ignore[no-untyped-def]
+    return or_(
+        SmartlockAuth.failed_revision.is_(None),
+        SmartlockAuth.failed_revision < SmartlockAuth.revision,
     )
-    session.add(operation)
-    return operation
+
+
+def locks_with_work(session: Session, now: datetime) -> list[int]:
+    """Locks with a tombstone or a key ahead of the lock's copy that is due now."""
+    return list(
+        session.scalars(
+            select(SmartlockAuth.smartlock_id).where(_UNSYNCED, _not_failed(), _due(now)).distinct()
+        )
+    )
+
+
+def next_work(session: Session, smartlock_id: int, now: datetime) -> SmartlockAuth | None:
+    """The lock's next key to bring to it: tombstones first (a freed slot or keypad code is
+    free on the lock before a put needs it), then keys whose revision is ahead of the lock's."""
+    return session.scalars(
+        select(SmartlockAuth)
+        .where(SmartlockAuth.smartlock_id == smartlock_id, _UNSYNCED, _not_failed(), _due(now))
+        .order_by(SmartlockAuth.deleting.desc(), SmartlockAuth.updated_at, SmartlockAuth.id)
+        .limit(1)
+    ).first()
+
+
+def unsynced_count(session: Session, smartlock_id: int) -> int:
+    """How many of the lock's keys wait for it (tombstones and keys ahead), failed ones not."""
+    return (
+        session.scalar(
+            select(func.count()).where(
+                SmartlockAuth.smartlock_id == smartlock_id, _UNSYNCED, _not_failed()
+            )
+        )
+        or 0
+    )
