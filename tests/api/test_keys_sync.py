@@ -247,9 +247,7 @@ def test_create_then_delete_while_offline_leaves_nothing(tenant: Tenant, quick: 
     assert quick.link.auth_count(tenant.keypad_lock) == 0
 
 
-def test_update_of_a_deleted_key_is_404_and_changes_nothing(
-    tenant: Tenant, quick: Runtime
-) -> None:
+def test_update_of_a_deleted_key_is_404_and_changes_nothing(tenant: Tenant, quick: Runtime) -> None:
     key = tenant.create_key(tenant.keypad_lock, **code_body())
     set_online(quick, tenant.keypad_lock, False)
     assert tenant.delete(f"/smartlock/{tenant.keypad_lock}/auth/{key['id']}").status_code == 204
