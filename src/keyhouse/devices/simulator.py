@@ -32,13 +32,6 @@ FAULTS = ("busy", "motorBlocked", "codeExists", "full")
 LOCKED, UNLOCKED, UNLATCHED, MOTOR_BLOCKED = 1, 3, 5, 254
 ACTION_RESULT = {1: UNLOCKED, 2: LOCKED, 3: UNLATCHED, 4: LOCKED, 5: LOCKED}
 OPENER_RESULT = {1: 3, 2: 1, 3: 5, 6: 3, 7: 1}
-ACTIONS_BY_TYPE = {
-    0: {1, 2, 3, 4, 5},
-    3: {1, 2, 3, 4, 5},
-    4: {1, 2, 3, 4, 5},
-    1: {1},
-    2: {1, 2, 3, 6, 7},
-}
 OPENING_ACTIONS = {1, 3, 5}
 TRIGGER_BUTTON, TRIGGER_APP, TRIGGER_KEYPAD = 2, 5, 255
 LOG_SUCCESS, LOG_MOTOR_BLOCKED, LOG_BUSY, LOG_REJECTED = 0, 1, 4, 9

@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from keyhouse.devices.link import ActionAccepted, DeviceRejected, DeviceUnreachable, DoorEvent
-from keyhouse.devices.simulator import ACTIONS_BY_TYPE
 from keyhouse.errors import DeviceError, Locked, LockOffline, ValidationFailed
+from keyhouse.rules.actions import ACTIONS_BY_TYPE
 from keyhouse.rules.dates import utcnow
 from keyhouse.rules.ids import new_object_id
 from keyhouse.runtime import Runtime
@@ -65,7 +66,8 @@ def record(
 ) -> str:
     """Write the log entry for ``event``; a successful use counts on its key."""
     log_id = new_object_id(at)
-    with runtime.db.session() as session:
+
+    def work(session: Session) -> None:
         repo.lock_smartlocks(session, [lock.id])  # before the key row: the writers' one order
         user_id = None
         if event.auth_key is not None:
@@ -97,6 +99,8 @@ def record(
                 error=event.error,
             )
         )
+
+    runtime.db.transaction(work, what="recording what happened at the door")
     return log_id
 
 
