@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon-32x32.png",
-            swagger_ui_parameters={"persistAuthorization": True, "tryItOutEnabled": True},
+            swagger_ui_parameters={"persistAuthorization": True},
         )
 
     @app.get("/", include_in_schema=False)

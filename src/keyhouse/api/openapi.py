@@ -125,6 +125,19 @@ def _error_responses() -> dict[str, Any]:
     }
 
 
+def _plain_optional(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional parameter as its type (``integer``), not ``anyOf [integer, null]``: a
+    parameter left out is not sent at all, so null is never a value a client sends, and Swagger
+    UI renders the union as "integer | (integer | null)"."""
+    options = schema.get("anyOf")
+    if not options:
+        return schema
+    kept = [option for option in options if option.get("type") != "null"]
+    if len(kept) != 1 or len(kept) == len(options):
+        return schema
+    return {**{k: v for k, v in schema.items() if k != "anyOf"}, **kept[0]}
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -153,6 +166,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     document["security"] = [{"bearerAuth": []}]
     for path in document.get("paths", {}).values():
         for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _plain_optional(parameter.get("schema", {}))
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             for status, answer in _error_responses().items():
