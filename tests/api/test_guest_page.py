@@ -251,7 +251,12 @@ def test_a_german_users_page_is_all_german(tenant: Tenant) -> None:
 def test_a_german_user_gets_the_note_in_german_and_the_refusal_too(tenant: Tenant) -> None:
     _key, secret = guest_key(tenant, language="de", remote=False)
     page = tenant.client.get(f"/guest/{secret}")
-    assert_page(page, 200, "Jetzt gültig", "Dieser Schlüssel funktioniert nur direkt an der Tür")
+    assert_page(
+        page,
+        200,
+        "Jetzt gültig",
+        "Bitten Sie die Person, die Sie eingeladen hat, das Öffnen aus der Ferne zu erlauben",
+    )
     assert 'id="open"' not in page.text
     assert_no_english(page)
 
@@ -429,8 +434,20 @@ def test_open_outside_the_window_is_refused_by_the_lock(tenant: Tenant) -> None:
 def test_a_key_without_remote_use_shows_no_button_and_the_lock_refuses(tenant: Tenant) -> None:
     key, secret = guest_key(tenant, remote=False)
     page = tenant.client.get(f"/guest/{secret}")
-    assert_page(page, 200, "Valid now", "This key only works near the door with the app.")
+    # the guest is told what they can do: Keyhouse has no app to use the key at the door
+    assert_page(
+        page,
+        200,
+        "Valid now",
+        "set to work only at the door",
+        "Ask the person who invited you to allow remote opening for your key, or to give you "
+        "a keypad code.",
+    )
+    assert "with the app" not in page.text
     assert 'id="open"' not in page.text
+    # and its owner was told when the key was made: the key carries the warning
+    shown = tenant.get(f"/smartlock/{key['smartlockId']}/auth/{key['id']}").json()
+    assert "can't open the door from its Keyhouse guest link" in shown["warning"]
 
     answer = open_door(tenant.client, secret)
     assert_page(answer, 403, "did not open", "remote use is not allowed")

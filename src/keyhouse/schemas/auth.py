@@ -56,6 +56,11 @@ class SmartlockAuth(ResponseShape):
         None,
         description="Keyhouse: pending (the lock has not confirmed yet), applied, failed, deleting",
     )
+    warning: str | None = Field(
+        None,
+        description="Keyhouse: what the key's owner should know about it, e.g. that an app key "
+        "without remote use can't open the door from a Keyhouse guest link",
+    )
 
 
 def _date_or_none(value: Any, info: ValidationInfo) -> Any:

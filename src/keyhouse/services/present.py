@@ -11,6 +11,7 @@ import orjson
 from pydantic import BaseModel
 
 from keyhouse.rules.dates import format_api_datetime, utcnow
+from keyhouse.rules.keypad import APP_KEY_TYPE
 from keyhouse.rules.timezones import nuki_timezone_id, offset_minutes
 from keyhouse.schemas.account_user import AccountUser
 from keyhouse.schemas.auth import ObjectIdShape, SmartlockAuth
@@ -92,7 +93,22 @@ def auth_shape(row: models.SmartlockAuth) -> Shape:
         auth_type_as_string=_AUTH_TYPE_NAMES.get(row.type),
         smart_actions_enabled=row.smart_actions_enabled,
         sync_state=sync_state,
+        warning=key_warning(row.type, row.remote_allowed),
     )
+
+
+NOT_REMOTE_WARNING = (
+    "remoteAllowed is false, so this app key can't open the door from its Keyhouse guest link "
+    "(Keyhouse has no app to use it at the door): set remoteAllowed to true, or give the guest "
+    "a keypad code (type 13)"
+)
+
+
+def key_warning(key_type: int, remote_allowed: bool) -> str | None:
+    """What the owner should know about a key, or None."""
+    if key_type == APP_KEY_TYPE and not remote_allowed:
+        return NOT_REMOTE_WARNING
+    return None
 
 
 _AUTH_TYPE_NAMES = {

@@ -34,7 +34,11 @@ WORDS: dict[str, dict[str, str]] = {
             "(it is in your e-mail; it is not shown here)."
         ),
         "note.not_an_app_key": "This key can't open the door from a browser.",
-        "note.not_remote": "This key only works near the door with the app.",
+        "note.not_remote": (
+            "This key is set to work only at the door, and this page opens the door from afar, "
+            "so it can't open it for you. Ask the person who invited you to allow remote "
+            "opening for your key, or to give you a keypad code."
+        ),
         "note.not_valid_now": "You can open the door from here while the key is valid: {validity}.",
         "note.not_on_lock": "The key is not on the lock yet; reload this page in a moment.",
         "someone": "the person who invited you",
@@ -118,7 +122,12 @@ WORDS: dict[str, dict[str, str]] = {
             "Tür ein (er steht in Ihrer E-Mail; hier wird er nicht angezeigt)."
         ),
         "note.not_an_app_key": "Dieser Schlüssel kann die Tür nicht im Browser öffnen.",
-        "note.not_remote": "Dieser Schlüssel funktioniert nur direkt an der Tür mit der App.",
+        "note.not_remote": (
+            "Dieser Schlüssel ist nur für die Nutzung direkt an der Tür eingestellt, und diese "
+            "Seite öffnet die Tür aus der Ferne: Von hier aus öffnet er sie also nicht. Bitten "
+            "Sie die Person, die Sie eingeladen hat, das Öffnen aus der Ferne zu erlauben oder "
+            "Ihnen einen Tastenfeld-Code zu geben."
+        ),
         "note.not_valid_now": (
             "Sie können die Tür von hier aus öffnen, solange der Schlüssel gilt: {validity}."
         ),
