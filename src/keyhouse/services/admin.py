@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from keyhouse.devices.simulator import VirtualLockLink
@@ -16,11 +17,20 @@ from keyhouse.rules.ids import new_nuki_id, smartlock_id
 from keyhouse.rules.secrets_ import hash_token, new_api_token
 from keyhouse.rules.windows import is_valid_timezone
 from keyhouse.services.caller import ALL_SCOPES
+from keyhouse.store import repo
 from keyhouse.store.database import Database
-from keyhouse.store.models import Account, ApiToken, Smartlock
+from keyhouse.store.models import (
+    Account,
+    ApiToken,
+    SimulatedAuth,
+    SimulatedLock,
+    Smartlock,
+    SmartlockAuth,
+)
 
 LOCK_TYPES = {0: "keyturner", 2: "opener", 3: "smartdoor", 4: "smartlock 3.0/4"}
 DEFAULT_TIMEZONE = "Europe/Vienna"
+LOCK_NAME_MAX = 200
 
 
 def create_account(session: Session, *, email: str, name: str | None = None) -> Account:
@@ -137,3 +147,76 @@ def seed_demo(db: Database, link: VirtualLockLink) -> Demo | None:
         front = add_lock(session, link, account_id=account_id, name="Front Door", keypad=True)
         flat = add_lock(session, link, account_id=account_id, name="Flat 2")
         return Demo(account_id, token, (front.id, flat.id))
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    id: int
+    email: str
+    name: str
+    locks: int
+    tokens: int
+    created_at: datetime
+
+
+def list_accounts(session: Session) -> list[AccountSummary]:
+    """Every account with how many locks and tokens it has, oldest first."""
+    locks = select(func.count()).where(Smartlock.account_id == Account.id).scalar_subquery()
+    tokens = select(func.count()).where(ApiToken.account_id == Account.id).scalar_subquery()
+    rows = session.execute(
+        select(Account.id, Account.email, Account.name, locks, tokens, Account.created_at).order_by(
+            Account.id
+        )
+    )
+    return [AccountSummary(*row) for row in rows]
+
+
+def _lock(session: Session, lock_id: int) -> Smartlock:
+    lock = session.get(Smartlock, lock_id)
+    if lock is None:
+        raise NotFound(
+            f"smartlock {lock_id} does not exist in this store: 'keyhouse admin lock list' "
+            "shows the locks",
+            field="smartlockId",
+        )
+    return lock
+
+
+def rename_lock(session: Session, lock_id: int, name: str) -> Smartlock:
+    if not name.strip() or len(name) > LOCK_NAME_MAX:
+        raise ValidationFailed(
+            f"a lock's name must have 1 to {LOCK_NAME_MAX} characters, not {len(name)}",
+            field="name",
+            rule="length",
+        )
+    repo.lock_smartlocks(session, [lock_id])
+    lock = _lock(session, lock_id)
+    lock.name = name
+    lock.updated_at = utcnow()
+    return lock
+
+
+def remove_lock(session: Session, lock_id: int, *, with_keys: bool = False) -> int:
+    """Remove a lock, its virtual device, its keys and its log; returns how many keys went.
+
+    A lock that still has keys is refused unless ``with_keys``: its guests' links stop working.
+    """
+    repo.lock_smartlocks(session, [lock_id])
+    lock = _lock(session, lock_id)
+    keys = session.scalar(
+        select(func.count()).where(
+            SmartlockAuth.smartlock_id == lock_id, SmartlockAuth.deleting.is_(False)
+        )
+    )
+    if keys and not with_keys:
+        raise Conflict(
+            f"smartlock {lock_id} ({lock.name!r}) still has {keys} key(s): delete them first, "
+            "or remove the lock with its keys (--with-keys; their guest links stop working)",
+            field="smartlockId",
+            rule="has_keys",
+        )
+    session.execute(delete(SimulatedAuth).where(SimulatedAuth.smartlock_id == lock_id))
+    session.execute(delete(SimulatedLock).where(SimulatedLock.smartlock_id == lock_id))
+    session.delete(lock)  # keys and log entries go with it (ON DELETE CASCADE)
+    session.flush()
+    return keys or 0
