@@ -29,7 +29,7 @@ from keyhouse.schemas.auth import (
     SmartlockAuthUpdate,
     SmartlocksAuthCreate,
 )
-from keyhouse.services import auths
+from keyhouse.services import auths, lookup
 from keyhouse.services.auths import Outcome
 from keyhouse.services.caller import Caller
 from keyhouse.services.present import auth_shape, to_json
@@ -199,7 +199,7 @@ def _lock_keys_json(
         caller = require_scope(caller_of(found[0]), AUTH_SCOPES)
         version = found[1]
         if version is None:
-            raise auths.lock_not_found(smartlock_id)
+            raise lookup.lock_not_found(smartlock_id)
         cache_key = (smartlock_id, version, tuple(wanted or ()))
         body = runtime.key_listings.get(cache_key)
         if body is None:
@@ -247,7 +247,7 @@ def get_key(
 ) -> Response:
     """Scope: smartlock.auth."""
     with runtime_of(request).db.read() as session:
-        shape = auth_shape(auths.key_on_lock(session, caller, smartlockId, id))
+        shape = auth_shape(lookup.key_on_lock(session, caller, smartlockId, id))
     return json_response(shape)
 
 

@@ -25,6 +25,7 @@ from keyhouse.rules.windows import check_restrictions
 from keyhouse.schemas.auth import SmartlockAuthCreate, SmartlockAuthUpdate
 from keyhouse.services.caller import Caller
 from keyhouse.services.invites import NOTIFIED_TYPES, queue_invite, queue_notice
+from keyhouse.services.lookup import key_on_lock, lock_not_found, serialize_writers
 from keyhouse.services.problems import Problems
 from keyhouse.store import repo
 from keyhouse.store.models import Account, Smartlock, SmartlockAuth
@@ -61,31 +62,6 @@ class Outcome:
     auth_keys: list[str] = field(default_factory=list)
     lock_ids: set[int] = field(default_factory=set)
     mails: int = 0
-
-
-def lock_not_found(smartlock_id: int, *, status: int = 403) -> NotFound:
-    return NotFound(
-        f"smartlock {smartlock_id} does not exist in your account: list your locks with "
-        "GET /smartlock and use their smartlockId",
-        field="smartlockId",
-        status=status,
-    )
-
-
-def auth_not_found(auth_key: str, smartlock_id: int | None = None) -> NotFound:
-    where = f" on smartlock {smartlock_id}" if smartlock_id is not None else ""
-    return NotFound(
-        f"no key with id {auth_key!r}{where} in your account: list the keys with "
-        f"GET /smartlock/auth and use their 24-hex 'id'",
-        field="id",
-    )
-
-
-def serialize_writers(session: Session, smartlock_ids: Iterable[int]) -> None:
-    """Take the write locks of these locks' keys (ascending smartlock id), then forget what
-    this session read before: what follows reads the keys as the last writer left them."""
-    repo.lock_smartlocks(session, smartlock_ids)
-    session.expire_all()
 
 
 def _check_key(
@@ -330,21 +306,6 @@ def _count(outcome: Outcome, mail: object | None) -> None:
     """Count a queued mail, so the answer nudges the mail worker."""
     if mail is not None:
         outcome.mails += 1
-
-
-def key_on_lock(
-    session: Session, caller: Caller, smartlock_id: int, auth_key: str, *, write: bool = False
-) -> SmartlockAuth:
-    """The caller's key ``auth_key`` on the caller's lock ``smartlock_id``, or the 403/404;
-    with ``write``, read after taking the lock's write lock."""
-    if repo.lock(session, caller.account_id, smartlock_id) is None:
-        raise lock_not_found(smartlock_id)
-    if write:
-        serialize_writers(session, [smartlock_id])
-    row = repo.auth(session, caller.account_id, auth_key, smartlock_id=smartlock_id)
-    if row is None:
-        raise auth_not_found(auth_key, smartlock_id)
-    return row
 
 
 def update_key(

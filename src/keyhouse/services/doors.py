@@ -19,8 +19,8 @@ from keyhouse.rules.actions import ACTIONS_BY_TYPE
 from keyhouse.rules.dates import utcnow
 from keyhouse.rules.ids import new_object_id
 from keyhouse.runtime import Runtime
-from keyhouse.services.auths import lock_not_found
 from keyhouse.services.caller import Caller
+from keyhouse.services.lookup import lock_not_found
 from keyhouse.store import repo
 from keyhouse.store.models import Account, Smartlock, SmartlockAuth, SmartlockLog
 

@@ -19,6 +19,7 @@ from keyhouse.rules.secrets_ import hash_token, new_link_secret
 from keyhouse.rules.windows import describe_validity
 from keyhouse.schemas.invite import InviteStatus
 from keyhouse.services.caller import Caller
+from keyhouse.services.lookup import key_on_lock
 from keyhouse.services.present import Shape, shape_dict
 from keyhouse.store import repo
 from keyhouse.store.models import (
@@ -235,7 +236,6 @@ def invite_statuses(
 def resend_invite(session: Session, caller: Caller, smartlock_id: int, auth_key: str) -> Shape:
     """A new invite (a new guest link) for an app key or keypad code of a user; earlier links
     of the key stop working."""
-    from keyhouse.services.auths import key_on_lock
 
     key = key_on_lock(session, caller, smartlock_id, auth_key)
     if key.type not in NOTIFIED_TYPES or key.account_user_id is None:

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keyhouse.errors import ValidationFailed
-from keyhouse.services.auths import lock_not_found
 from keyhouse.services.caller import Caller
+from keyhouse.services.lookup import lock_not_found
 from keyhouse.services.present import Shape, log_shape
 from keyhouse.store import repo
 from keyhouse.store.models import SmartlockLog

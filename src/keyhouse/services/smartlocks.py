@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from keyhouse.services.auths import lock_not_found
 from keyhouse.services.caller import Caller
+from keyhouse.services.lookup import lock_not_found
 from keyhouse.services.present import Shape, smartlock_shape
 from keyhouse.store import repo
 from keyhouse.store.models import SimulatedLock
