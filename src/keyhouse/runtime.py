@@ -40,6 +40,7 @@ class Runtime:
             handle=lambda lock_id: self.reconciler.reconcile(int(lock_id)),  # type: ignore[call-overload]
             scan=self.reconciler.locks_with_work,
             interval=settings.worker_interval_seconds,
+            threads=settings.device_threads,
         )
         self.mail_worker = Worker(
             "keyhouse-mail",

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     worker_interval_seconds: float = 5.0
     # Every call to a lock gives up after this long (the lock then counts as unreachable).
     device_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How many locks this process brings up to date at once (a slow lock holds one of them).
+    device_threads: int = Field(default=8, ge=1, le=256)
     # Mail: the first retry's delay (doubling up to 5 min), and how long a sender may hold a
     # message before it counts as dead (longer than any SMTP exchange: 10 s per step).
     mail_retry_seconds: float = 2.0

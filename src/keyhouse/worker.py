@@ -1,4 +1,9 @@
-"""A background thread that handles submitted keys now and scans for leftovers on a timer."""
+"""Background threads that handle submitted keys now and scan for leftovers on a timer.
+
+A key (a lock id, the mail queue) is handled by one thread at a time; different keys run on up
+to ``threads`` threads at once, so a slow key (a slow or offline lock) never delays another.
+A key submitted while it is being handled is handled once more afterwards.
+"""
 
 from __future__ import annotations
 
@@ -18,29 +23,40 @@ class Worker:
         handle: Callable[[Hashable], object],
         scan: Callable[[], Iterable[Hashable]],
         interval: float,
+        threads: int = 1,
     ) -> None:
         self.name = name
         self._handle = handle
         self._scan = scan
         self._interval = interval
+        self._size = max(1, threads)
         self._queued: list[Hashable] = []
         self._busy: set[Hashable] = set()
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._scanner: threading.Thread | None = None
 
     def start(self) -> None:
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{self.name}-{n}", daemon=True)
+            for n in range(self._size)
+        ]
+        self._scanner = threading.Thread(
+            target=self._scan_loop, name=f"{self.name}-scan", daemon=True
+        )
+        for thread in [*self._threads, self._scanner]:
+            thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        for thread in [*self._threads, *([self._scanner] if self._scanner else [])]:
+            thread.join(timeout)
+        self._threads = []
+        self._scanner = None
 
     def submit(self, keys: Iterable[Hashable]) -> None:
         with self._cond:
@@ -58,26 +74,40 @@ class Worker:
                 timeout,
             )
 
+    def _scan_loop(self) -> None:
+        """Every ``interval``: hand what the scan finds to the threads."""
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopping, self._interval)
+                if self._stopping:
+                    return
+            try:
+                found = list(self._scan())
+            except Exception:
+                log.exception("%s: scan failed", self.name)
+                found = []
+            self.submit(found)
+
+    def _next(self) -> Hashable | None:
+        """The first queued key no other thread is handling (call with the condition held)."""
+        for index, key in enumerate(self._queued):
+            if key not in self._busy:
+                del self._queued[index]
+                self._busy.add(key)
+                return key
+        return None
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                if not self._queued and not self._stopping:
-                    self._cond.wait(self._interval)
+                key = self._next()
+                while key is None and not self._stopping:
+                    self._cond.wait()
+                    key = self._next()
                 if self._stopping:
+                    if key is not None:
+                        self._busy.discard(key)
                     return
-                idle = not self._queued
-            if idle:
-                try:
-                    found = list(self._scan())
-                except Exception:
-                    log.exception("%s: scan failed", self.name)
-                    found = []
-                self.submit(found)
-            with self._cond:
-                if not self._queued:
-                    continue
-                key = self._queued.pop(0)
-                self._busy.add(key)
             try:
                 self._handle(key)
             except Exception:
