@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -22,11 +23,14 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from keyhouse.app import create_app
 from keyhouse.runtime import Runtime
 from keyhouse.services import admin
 from keyhouse.settings import Settings
+from keyhouse.store.database import Database
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
@@ -271,3 +275,34 @@ def live_server(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[LiveServer]
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# --- the machine's PostgreSQL -----------------------------------------------------------------
+
+POSTGRES_SERVER = os.environ.get(
+    "KEYHOUSE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
+)
+
+
+@pytest.fixture
+def postgres() -> Iterator[Database]:
+    """A fresh database on the machine's PostgreSQL, dropped afterwards (skipped where none
+    answers, except under CI=true)."""
+    engine = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    name = f"keyhouse_test_{secrets.token_hex(4)}"
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        engine.dispose()
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL at {POSTGRES_SERVER}: {exc.orig}")
+    db = Database(f"{POSTGRES_SERVER}/{name}")
+    try:
+        yield db
+    finally:
+        db.dispose()
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        engine.dispose()

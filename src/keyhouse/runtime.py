@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Iterable
 
 from sqlalchemy import update
@@ -15,6 +18,7 @@ from keyhouse.settings import Settings
 from keyhouse.store import repo
 from keyhouse.store.database import Database
 from keyhouse.store.models import SmartlockAuth
+from keyhouse.store.notify import LockListener
 from keyhouse.worker import Worker
 
 MAIL_QUEUE = "outbox"
@@ -32,7 +36,11 @@ class Runtime:
             timeout_seconds=settings.device_timeout_seconds,
         )
         self.links = Links(self.db, {"virtual": self.link})
-        self.reconciler = Reconciler(self.db, self.links)
+        # Who this process is, in the leases it takes on locks.
+        self.owner = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.reconciler = Reconciler(
+            self.db, self.links, owner=self.owner, lease_seconds=settings.lease_seconds
+        )
         self.mail = MailSender(self.db, settings)
         self.key_listings = ListingCache()
         self.device_worker = Worker(
@@ -41,6 +49,12 @@ class Runtime:
             scan=self.reconciler.locks_with_work,
             interval=settings.worker_interval_seconds,
             threads=settings.device_threads,
+        )
+        # PostgreSQL: other processes' key changes wake this one's reconcilers at once.
+        self.listener = (
+            None
+            if self.db.is_sqlite
+            else LockListener(self.db.url, lambda lock_id: self.device_worker.submit([lock_id]))
         )
         self.mail_worker = Worker(
             "keyhouse-mail",
@@ -53,11 +67,15 @@ class Runtime:
         self.db.migrate()
         self.device_worker.start()
         self.mail_worker.start()
+        if self.listener is not None:
+            self.listener.start()
         self.device_worker.submit(self.reconciler.locks_with_work())
         self.mail_worker.submit([MAIL_QUEUE])
 
     def stop(self) -> None:
         self.link.closing.set()
+        if self.listener is not None:
+            self.listener.stop()
         self.device_worker.stop()
         self.mail_worker.stop()
         self.db.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyhouse.outbox.smtp_url import parse_smtp_url
@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     worker_interval_seconds: float = 5.0
     # Every call to a lock gives up after this long (the lock then counts as unreachable).
     device_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A reconciler's lease on a lock (renewed before every device call, so longer than one).
+    lease_seconds: float = Field(default=30.0, gt=0)
     # How many locks this process brings up to date at once (a slow lock holds one of them).
     device_threads: int = Field(default=8, ge=1, le=256)
     # Mail: the first retry's delay (doubling up to 5 min), and how long a sender may hold a
@@ -50,6 +52,16 @@ class Settings(BaseSettings):
         if value:
             parse_smtp_url(value)  # a ValueError that says what to write
         return value or None
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_device_call(self) -> Settings:
+        if self.device_timeout_seconds >= self.lease_seconds:
+            raise ValueError(
+                f"KEYHOUSE_DEVICE_TIMEOUT_SECONDS ({self.device_timeout_seconds:g}) must be "
+                f"shorter than KEYHOUSE_LEASE_SECONDS ({self.lease_seconds:g}): a lease must "
+                "outlive any one call to a lock"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

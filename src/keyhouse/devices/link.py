@@ -10,6 +10,10 @@ class DeviceUnreachable(Exception):
     """The lock cannot be reached now; the operation stays queued and is tried again."""
 
 
+class StaleLease(DeviceUnreachable):
+    """The lock has had a change from a newer lease holder: this caller must stop."""
+
+
 class DeviceRejected(Exception):
     """The lock refused the operation; ``code`` is Nuki's device error code (hex)."""
 
@@ -65,11 +69,15 @@ class DeviceLink(Protocol):
     # "remove" them (the simulator), or "adopt" them (a cloud link, later).
     unknown_keys: str
 
-    def put(self, smartlock_id: int, key_id: str, data: dict[str, Any], ref: str | None) -> Placed:
-        """Make the lock hold ``data`` for the key (create or replace)."""
+    def put(
+        self, smartlock_id: int, key_id: str, data: dict[str, Any], ref: str | None, fence: int
+    ) -> Placed:
+        """Make the lock hold ``data`` for the key (create or replace). ``fence`` is the
+        caller's lease epoch: a link that can, refuses a lower one than it has seen
+        (:class:`StaleLease`)."""
         ...
 
-    def remove(self, smartlock_id: int, key_id: str, ref: str | None) -> None:
+    def remove(self, smartlock_id: int, key_id: str, ref: str | None, fence: int) -> None:
         """Remove the key from the lock; removing an absent one is not an error."""
         ...
 

@@ -19,7 +19,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, DoorEvent, Placed
+from keyhouse.devices.link import (
+    DeviceRejected,
+    DeviceUnreachable,
+    DoorEvent,
+    Placed,
+    StaleLease,
+)
 from keyhouse.rules.access import KeyRules, decide
 from keyhouse.rules.keypad import KEYPAD_CODE_TYPE, MAX_AUTHS_PER_LOCK, MAX_KEYPAD_CODES_PER_LOCK
 from keyhouse.store.database import Database
@@ -103,14 +109,32 @@ class VirtualLockLink:
 
     # --- authorizations -------------------------------------------------------------------------
 
-    def put(self, smartlock_id: int, key_id: str, data: dict[str, Any], ref: str | None) -> Placed:
-        slot = self._put(smartlock_id, key_id, data)
+    def put(
+        self,
+        smartlock_id: int,
+        key_id: str,
+        data: dict[str, Any],
+        ref: str | None,
+        fence: int = 0,
+    ) -> Placed:
+        slot = self._put(smartlock_id, key_id, data, fence)
         return Placed(ref=str(slot), auth_id=slot)
 
-    def _put(self, smartlock_id: int, auth_key: str, data: dict[str, Any]) -> int:
+    @staticmethod
+    def _fenced(device: SimulatedLock, fence: int) -> None:
+        """Refuse a change from an older lease than the newest the lock has seen."""
+        if fence < device.fence:
+            raise StaleLease(
+                f"virtual lock {device.smartlock_id} has had a change under lease epoch "
+                f"{device.fence}; this one comes with {fence}"
+            )
+        device.fence = fence
+
+    def _put(self, smartlock_id: int, auth_key: str, data: dict[str, Any], fence: int) -> int:
         with self._reach(smartlock_id) as (session, device):
             if device.fault == "busy":
                 raise DeviceRejected("45", "the lock is busy")
+            self._fenced(device, fence)
             rows = session.scalars(
                 select(SimulatedAuth).where(SimulatedAuth.smartlock_id == smartlock_id)
             ).all()
@@ -137,10 +161,11 @@ class VirtualLockLink:
             )
             return slot
 
-    def remove(self, smartlock_id: int, key_id: str, ref: str | None) -> None:
+    def remove(self, smartlock_id: int, key_id: str, ref: str | None, fence: int = 0) -> None:
         with self._reach(smartlock_id) as (session, device):
             if device.fault == "busy":
                 raise DeviceRejected("45", "the lock is busy")
+            self._fenced(device, fence)
             for row in session.scalars(
                 select(SimulatedAuth).where(SimulatedAuth.smartlock_id == smartlock_id)
             ):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,7 @@ from sqlalchemy import delete, select, update
 from keyhouse.devices.link import DeviceRejected, DeviceUnreachable
 from keyhouse.devices.links import Links
 from keyhouse.rules.dates import format_api_datetime, utcnow
-from keyhouse.store import repo
+from keyhouse.store import leases, repo
 from keyhouse.store.database import Database
 from keyhouse.store.models import SmartlockAuth
 
@@ -69,12 +70,31 @@ def retry_delay(attempts: int) -> timedelta:
     )
 
 
-class Reconciler:
-    """Brings locks to the server's keys, one lock at a time per lock."""
+class LeaseBusy(Exception):
+    """Another process holds the lock's lease now (it is bringing the lock up to date)."""
 
-    def __init__(self, db: Database, links: Links) -> None:
+
+class LeaseLost(Exception):
+    """This process no longer holds the lock's lease: it stops and records nothing."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    smartlock_id: int
+    epoch: int
+
+
+class Reconciler:
+    """Brings locks to the server's keys: for each lock, one reconciler at a time across all
+    processes (a lease), one thread at a time within this process (a guard)."""
+
+    def __init__(
+        self, db: Database, links: Links, *, owner: str, lease_seconds: float = 30.0
+    ) -> None:
         self.db = db
         self.links = links
+        self.owner = owner
+        self.lease_seconds = lease_seconds
         self._lock_guards: dict[int, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
 
@@ -88,29 +108,82 @@ class Reconciler:
 
     def reconcile(self, smartlock_id: int) -> int:
         """Send the lock what it lacks until nothing is left or the lock can't take more now;
-        returns how many keys went through."""
+        returns how many keys went through. Does nothing while another process holds the
+        lock's lease (it does the work; it looks again after it lets the lease go)."""
         done = 0
         with self._guard_for(smartlock_id):
             while True:
-                with self.db.read() as session:
-                    key = repo.next_work(session, smartlock_id, utcnow())
-                    if key is None:
-                        return done
-                    session.expunge(key)
-                if not self._apply(key):
+                lease = self._acquire(smartlock_id)
+                if lease is None:
                     return done
-                done += 1
+                finished = False
+                try:
+                    finished, count = self._drain(lease)
+                    done += count
+                except LeaseLost:
+                    log.info("lease on lock %s lost; another process goes on", smartlock_id)
+                    return done
+                finally:
+                    self._release(lease)
+                # Work committed while we held the lease may have been handed to another
+                # process that found the lease taken: look once more now that it is free.
+                if not finished or not self._has_work(smartlock_id):
+                    return done
 
-    def _apply(self, key: SmartlockAuth) -> bool:
+    def _has_work(self, smartlock_id: int) -> bool:
+        with self.db.read() as session:
+            return repo.next_work(session, smartlock_id, utcnow()) is not None
+
+    def _acquire(self, smartlock_id: int) -> Lease | None:
+        epoch = self.db.transaction(
+            lambda s: leases.acquire(s, smartlock_id, self.owner, self.lease_seconds),
+            what=f"taking the lease on smartlock {smartlock_id}",
+        )
+        return None if epoch is None else Lease(smartlock_id, epoch)
+
+    def _release(self, lease: Lease) -> None:
+        self.db.transaction(
+            lambda s: leases.release(s, lease.smartlock_id, self.owner, lease.epoch),
+            what=f"releasing the lease on smartlock {lease.smartlock_id}",
+        )
+
+    def _renew(self, lease: Lease) -> None:
+        held = self.db.transaction(
+            lambda s: leases.renew(
+                s, lease.smartlock_id, self.owner, lease.epoch, self.lease_seconds
+            ),
+            what=f"renewing the lease on smartlock {lease.smartlock_id}",
+        )
+        if not held:
+            raise LeaseLost(lease.smartlock_id)
+
+    def _drain(self, lease: Lease) -> tuple[bool, int]:
+        """(whether nothing is left, how many keys went through) under one lease."""
+        done = 0
+        while True:
+            with self.db.read() as session:
+                key = repo.next_work(session, lease.smartlock_id, utcnow())
+                if key is None:
+                    return True, done
+                session.expunge(key)
+            # The lease outlives the device call (its timeout is shorter than the lease).
+            self._renew(lease)
+            if not self._apply(key, lease):
+                return False, done
+            done += 1
+
+    def _apply(self, key: SmartlockAuth, lease: Lease) -> bool:
         """Bring one key to its lock; False when the lock can take nothing more now."""
         link = self.links.of(key.smartlock_id)
         try:
             if key.deleting:
-                link.remove(key.smartlock_id, key.id, key.device_ref)
-                self._removed(key)
+                link.remove(key.smartlock_id, key.id, key.device_ref, lease.epoch)
+                self._removed(key, lease)
             else:
-                placed = link.put(key.smartlock_id, key.id, desired_payload(key), key.device_ref)
-                self._placed(key, placed.ref, placed.auth_id)
+                placed = link.put(
+                    key.smartlock_id, key.id, desired_payload(key), key.device_ref, lease.epoch
+                )
+                self._placed(key, lease, placed.ref, placed.auth_id)
         except DeviceUnreachable as exc:
             # Tried again by the worker's scan, and at once when the lock is back.
             log.info("lock %s unreachable: %s", key.smartlock_id, exc)
@@ -118,19 +191,33 @@ class Reconciler:
         except DeviceRejected as exc:
             reason = f"lock reported: {exc.reason} (device error {exc.code})"
             if exc.code in RETRYABLE_DEVICE_ERRORS:
-                self._later(key, None)
+                self._later(key, lease, None)
                 return False
             if key.deleting:  # a tombstone stays one: its removal is tried again later
-                self._later(key, reason)
+                self._later(key, lease, reason)
             else:
-                self._refused(key, reason)
+                self._refused(key, lease, reason)
         return True
 
-    def _write(self, key: SmartlockAuth, *changes: tuple[dict[str, Any], tuple[Any, ...]]) -> None:
-        """Record an outcome: each (values, conditions) is one guarded UPDATE of the key."""
+    def _holding(self, session: Any, lease: Lease) -> None:
+        """In a recording transaction: the lock's row first, then the lease, still ours."""
+        repo.lock_smartlocks(session, [lease.smartlock_id])
+        if not leases.renew(
+            session, lease.smartlock_id, self.owner, lease.epoch, self.lease_seconds
+        ):
+            raise LeaseLost(lease.smartlock_id)
+
+    def _write(
+        self,
+        key: SmartlockAuth,
+        lease: Lease,
+        *changes: tuple[dict[str, Any], tuple[Any, ...]],
+    ) -> None:
+        """Record an outcome, if the lease is still ours: each (values, conditions) is one
+        guarded UPDATE of the key."""
 
         def work(session: Any) -> None:
-            repo.lock_smartlocks(session, [key.smartlock_id])
+            self._holding(session, lease)
             for values, conditions in changes:
                 session.execute(
                     update(SmartlockAuth)
@@ -142,14 +229,21 @@ class Reconciler:
 
         self.db.transaction(work, what=f"recording key {key.id}")
 
-    def _placed(self, key: SmartlockAuth, ref: str, auth_id: int | None) -> None:
+    def _placed(self, key: SmartlockAuth, lease: Lease, ref: str, auth_id: int | None) -> None:
         # Where the key is on the lock is recorded whatever happened meanwhile (a tombstone's
         # removal needs it); the revision only where it is news and the key is still live.
         self._write(
             key,
+            lease,
             ({"device_ref": ref, "auth_id": auth_id}, ()),
             (
-                {"applied_revision": key.revision, "error": None, "retry_at": None, "attempts": 0},
+                {
+                    "applied_revision": key.revision,
+                    "error": None,
+                    "retry_at": None,
+                    "attempts": 0,
+                    "verified_at": utcnow(),
+                },
                 (
                     SmartlockAuth.applied_revision < key.revision,
                     SmartlockAuth.deleting.is_(False),
@@ -157,9 +251,9 @@ class Reconciler:
             ),
         )
 
-    def _removed(self, key: SmartlockAuth) -> None:
+    def _removed(self, key: SmartlockAuth, lease: Lease) -> None:
         def work(session: Any) -> None:
-            repo.lock_smartlocks(session, [key.smartlock_id])
+            self._holding(session, lease)
             session.execute(
                 delete(SmartlockAuth).where(
                     SmartlockAuth.id == key.id, SmartlockAuth.deleting.is_(True)
@@ -169,17 +263,18 @@ class Reconciler:
 
         self.db.transaction(work, what=f"removing key {key.id}")
 
-    def _refused(self, key: SmartlockAuth, reason: str) -> None:
+    def _refused(self, key: SmartlockAuth, lease: Lease, reason: str) -> None:
         log.info("lock %s refused key %s: %s", key.smartlock_id, key.id, reason)
         self._write(
             key,
+            lease,
             (
                 {"failed_revision": key.revision, "error": reason, "retry_at": None},
                 (SmartlockAuth.revision == key.revision, SmartlockAuth.deleting.is_(False)),
             ),
         )
 
-    def _later(self, key: SmartlockAuth, reason: str | None) -> None:
+    def _later(self, key: SmartlockAuth, lease: Lease, reason: str | None) -> None:
         """Not now: try this key again after a backoff (it stays pending or deleting)."""
         attempts = key.attempts + 1
         values: dict[str, Any] = {
@@ -188,7 +283,7 @@ class Reconciler:
         }
         if reason is not None:
             values["error"] = reason
-        self._write(key, (values, (SmartlockAuth.revision == key.revision,)))
+        self._write(key, lease, (values, (SmartlockAuth.revision == key.revision,)))
 
     # --- drift repair ----------------------------------------------------------------------------
 
@@ -198,46 +293,46 @@ class Reconciler:
         link's policy. Raises DeviceUnreachable. Returns how many keys were out of step."""
         link = self.links.of(smartlock_id)
         with self._guard_for(smartlock_id):
-            held = link.read_all(smartlock_id)
-            by_key = {entry.get("keyId"): ref for ref, entry in held.items()}
-            drift = 0
+            lease = self._acquire(smartlock_id)
+            if lease is None:
+                raise LeaseBusy(smartlock_id)
+            try:
+                return self._repair(link, lease)
+            finally:
+                self._release(lease)
 
-            def work(session: Any) -> int:
-                repo.lock_smartlocks(session, [smartlock_id])
-                keys = session.scalars(
-                    select(SmartlockAuth).where(SmartlockAuth.smartlock_id == smartlock_id)
-                ).all()
-                found = 0
-                for key in keys:
-                    if key.sync_state != "applied":
-                        continue  # the reconciler is on it already
-                    ref = by_key.get(key.id, key.device_ref)
-                    on_lock = held.get(ref) if ref is not None else None
-                    wanted = desired_payload(key)
-                    if on_lock is None or {k: on_lock.get(k) for k in wanted} != wanted:
-                        repo.mark_changed(session, key)
-                        found += 1
-                return found
+    def _repair(self, link: Any, lease: Lease) -> int:
+        smartlock_id = lease.smartlock_id
+        held = link.read_all(smartlock_id)
+        by_key = {entry.get("keyId"): ref for ref, entry in held.items()}
 
-            drift = self.db.transaction(work, what=f"repairing smartlock {smartlock_id}")
-            with self.db.read() as session:
-                known = {
-                    (row.id, row.device_ref)
-                    for row in session.execute(
-                        select(SmartlockAuth.id, SmartlockAuth.device_ref).where(
-                            SmartlockAuth.smartlock_id == smartlock_id
-                        )
-                    )
-                }
-            ids = {key_id for key_id, _ in known}
-            refs = {ref for _, ref in known if ref is not None}
-            unknown = [
-                (ref, entry)
-                for ref, entry in held.items()
-                if entry.get("keyId") not in ids and ref not in refs
-            ]
-            if link.unknown_keys == "remove":
-                for ref, entry in unknown:
-                    link.remove(smartlock_id, str(entry.get("keyId") or ""), ref)
+        def work(session: Any) -> tuple[int, set[str], set[str]]:
+            self._holding(session, lease)
+            keys = session.scalars(
+                select(SmartlockAuth).where(SmartlockAuth.smartlock_id == smartlock_id)
+            ).all()
+            now = utcnow()
+            found = 0
+            for key in keys:
+                if key.sync_state != "applied":
+                    continue  # the reconciler is on it already
+                ref = by_key.get(key.id, key.device_ref)
+                on_lock = held.get(ref) if ref is not None else None
+                wanted = desired_payload(key)
+                if on_lock is None or {k: on_lock.get(k) for k in wanted} != wanted:
+                    repo.mark_changed(session, key)  # pending until the lock has it again
+                    found += 1
+                else:
+                    key.verified_at = now
+            repo.mark_checked(session, smartlock_id, now)
+            ids = {key.id for key in keys}
+            refs = {key.device_ref for key in keys if key.device_ref is not None}
+            return found, ids, refs
+
+        drift, ids, refs = self.db.transaction(work, what=f"repairing smartlock {smartlock_id}")
+        if link.unknown_keys == "remove":
+            for ref, entry in held.items():
+                if entry.get("keyId") not in ids and ref not in refs:
+                    link.remove(smartlock_id, str(entry.get("keyId") or ""), ref, lease.epoch)
                     drift += 1
         return drift

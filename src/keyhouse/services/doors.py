@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from keyhouse.devices.link import ActionAccepted, DeviceRejected, DeviceUnreachable, DoorEvent
+from keyhouse.devices.sync import LeaseBusy
 from keyhouse.errors import DeviceError, Locked, LockOffline, ValidationFailed
 from keyhouse.rules.actions import ACTIONS_BY_TYPE
 from keyhouse.rules.dates import utcnow
@@ -214,6 +215,13 @@ def sync_lock(runtime: Runtime, caller: Caller, smartlock_id: int) -> int:
     lock = lock_of(runtime, caller, smartlock_id, status=404)
     try:
         drift = runtime.reconciler.repair(lock.id)
+    except LeaseBusy:
+        raise Locked(
+            f"smartlock {lock.id} ({lock.name!r}) is being brought up to date by another "
+            "Keyhouse process: try again in a moment",
+            field="smartlockId",
+            headers={"Retry-After": "1"},
+        ) from None
     except DeviceUnreachable:
         raise LockOffline(
             f"smartlock {lock.id} ({lock.name!r}) is offline (serverState 4): it can't be "

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -66,6 +67,8 @@ class Smartlock(Base):
     virtual: Mapped[bool] = mapped_column(Boolean, default=True)
     # Which DeviceLink reaches the lock ("virtual": the simulator); see keyhouse.devices.links.
     link: Mapped[str] = mapped_column(String(16), default="virtual", server_default="virtual")
+    # When the reconciler last read all the lock holds and compared it with the keys.
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Bumped on every change to the lock's keys: a listing cached under it is current.
     keys_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -165,6 +168,8 @@ class SmartlockAuth(Base):
     # "Not now" from the lock (busy, unreachable): not tried again before this time.
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the lock last confirmed it holds this key as shown (a put, or a drift check).
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     @property
     def sync_state(self) -> str:
@@ -176,6 +181,23 @@ class SmartlockAuth(Base):
         if self.applied_revision >= self.revision:
             return "applied"
         return "pending"
+
+
+class DeviceLease(Base):
+    """Who may bring a lock up to date now: one reconciler across all processes.
+
+    ``expires_at`` is in seconds on the database's own clock (see ``store.leases``); ``epoch``
+    grows with every grant, and every outcome a reconciler records names the epoch it holds.
+    """
+
+    __tablename__ = "device_leases"
+
+    smartlock_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("smartlocks.id", ondelete="CASCADE"), primary_key=True
+    )
+    owner: Mapped[str] = mapped_column(String(64))
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class Invite(Base):
@@ -246,6 +268,9 @@ class SimulatedLock(Base):
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     # None, or an injected fault: "busy", "motorBlocked", "codeExists", "full".
     fault: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The highest lease epoch a key change came with: a change with a lower one is refused
+    # (a reconciler that lost its lease while paused can't write stale keys to the lock).
+    fence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SimulatedAuth(Base):

@@ -18,6 +18,7 @@ from keyhouse.store.models import (
     Smartlock,
     SmartlockAuth,
 )
+from keyhouse.store.notify import notify_lock
 
 
 class ApiTokenRow(NamedTuple):
@@ -227,6 +228,7 @@ def mark_changed(session: Session, row: SmartlockAuth) -> None:
     row.retry_at = None
     row.attempts = 0
     bump_keys_version(session, row.smartlock_id)
+    notify_lock(session, row.smartlock_id)
 
 
 def bump_keys_version(session: Session, smartlock_id: int) -> None:
@@ -235,6 +237,15 @@ def bump_keys_version(session: Session, smartlock_id: int) -> None:
         update(Smartlock)
         .where(Smartlock.id == smartlock_id)
         .values(keys_version=Smartlock.keys_version + 1)
+    )
+
+
+def mark_checked(session: Session, smartlock_id: int, when: datetime) -> None:
+    """The lock's keys were compared with what it holds at ``when``."""
+    session.execute(
+        update(Smartlock)
+        .where(Smartlock.id == smartlock_id)
+        .values(checked_at=when, keys_version=Smartlock.keys_version + 1)
     )
 
 
