@@ -19,7 +19,7 @@ from keyhouse.store import repo
 from keyhouse.store.database import Database
 from keyhouse.store.models import SmartlockAuth
 from keyhouse.store.notify import LockListener
-from keyhouse.worker import Worker
+from keyhouse.worker import InFlight, Worker
 
 MAIL_QUEUE = "outbox"
 
@@ -39,10 +39,15 @@ class Runtime:
         # Who this process is, in the leases it takes on locks.
         self.owner = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.reconciler = Reconciler(
-            self.db, self.links, owner=self.owner, lease_seconds=settings.lease_seconds
+            self.db,
+            self.links,
+            owner=self.owner,
+            lease_seconds=settings.lease_seconds,
+            drift_check_seconds=settings.drift_check_seconds,
         )
         self.mail = MailSender(self.db, settings)
         self.key_listings = ListingCache()
+        self.actions_in_flight = InFlight(settings.actions_per_lock)
         self.device_worker = Worker(
             "keyhouse-devices",
             handle=lambda lock_id: self.reconciler.reconcile(int(lock_id)),  # type: ignore[call-overload]
@@ -95,6 +100,25 @@ class Runtime:
 
         self.db.transaction(work, what=f"retrying smartlock {smartlock_id}")
         return self.after_commit([smartlock_id])
+
+    async def after_commit_async(self, lock_ids: Iterable[int], mails: int = 0) -> bool:
+        """``after_commit`` for the event loop: waits without holding a thread, so writes
+        waiting for a slow lock never take the threads other requests need."""
+        import asyncio
+        import time
+
+        if mails:
+            self.mail_worker.submit([MAIL_QUEUE])
+        ids = list(lock_ids)
+        if not ids:
+            return True
+        self.device_worker.submit(ids)
+        deadline = time.monotonic() + self.settings.confirm_wait_seconds
+        while self.device_worker.busy_with(ids):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.002)
+        return True
 
     def after_commit(self, lock_ids: Iterable[int], mails: int = 0) -> bool:
         """Hand queued work to the workers; wait a moment for the locks to confirm.

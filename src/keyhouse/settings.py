@@ -37,8 +37,14 @@ class Settings(BaseSettings):
     worker_interval_seconds: float = 5.0
     # Every call to a lock gives up after this long (the lock then counts as unreachable).
     device_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How often each lock is read in full and compared with the server's keys (drift repair);
+    # 0 turns the periodic check off (POST /smartlock/{id}/sync still checks at once).
+    drift_check_seconds: float = Field(default=300.0, ge=0)
     # A reconciler's lease on a lock (renewed before every device call, so longer than one).
     lease_seconds: float = Field(default=30.0, gt=0)
+    # How many actions (lock, unlock, a guest's Open…) may wait for one lock at once in this
+    # process; more answer 423 with Retry-After instead of holding a request thread.
+    actions_per_lock: int = Field(default=4, ge=1, le=64)
     # How many locks this process brings up to date at once (a slow lock holds one of them).
     device_threads: int = Field(default=8, ge=1, le=256)
     # Mail: the first retry's delay (doubling up to 5 min), and how long a sender may hold a

@@ -65,6 +65,12 @@ class Worker:
                     self._queued.append(key)
             self._cond.notify_all()
 
+    def busy_with(self, keys: Iterable[Hashable]) -> bool:
+        """Whether any of ``keys`` is queued or being handled (never waits)."""
+        wanted = set(keys)
+        with self._cond:
+            return bool(wanted & (set(self._queued) | self._busy)) and not self._stopping
+
     def wait(self, keys: Iterable[Hashable], timeout: float) -> bool:
         """Wait until none of ``keys`` is queued or being handled; False on timeout."""
         wanted = set(keys)
@@ -116,3 +122,27 @@ class Worker:
                 with self._cond:
                     self._busy.discard(key)
                     self._cond.notify_all()
+
+
+class InFlight:
+    """At most ``cap`` calls in flight per key (per lock); ``take`` never waits: it says no."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._counts: dict[Hashable, int] = {}
+        self._guard = threading.Lock()
+
+    def take(self, key: Hashable) -> bool:
+        with self._guard:
+            if self._counts.get(key, 0) >= self.cap:
+                return False
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return True
+
+    def give_back(self, key: Hashable) -> None:
+        with self._guard:
+            left = self._counts.get(key, 0) - 1
+            if left > 0:
+                self._counts[key] = left
+            else:
+                self._counts.pop(key, None)

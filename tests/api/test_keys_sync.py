@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from conftest import Tenant
+from conftest import Tenant, wait_until
 from keyhouse.runtime import Runtime
 from keyhouse.store.models import SimulatedAuth, SimulatedLock, SmartlockAuth
 
@@ -183,9 +183,13 @@ def test_offline_lock_does_not_hold_up_the_other_lock(
         },
     )
     assert answer.status_code == 204, answer.text
-    listed = tenant.keys()
-    states = {k["smartlockId"]: k["syncState"] for k in listed}
-    assert states == {tenant.keypad_lock: "pending", tenant.plain_lock: "applied"}
+
+    def states() -> dict[int, str]:
+        listed = tenant.keys()
+        return {k["smartlockId"]: k["syncState"] for k in listed}
+
+    wait_until(lambda: states()[tenant.plain_lock] == "applied", 5, "the online lock")
+    assert states() == {tenant.keypad_lock: "pending", tenant.plain_lock: "applied"}
 
 
 def test_quick_renames_while_offline_all_queue_and_the_last_wins(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from keyhouse.api.body import validate
@@ -63,8 +65,11 @@ def parse_types(types: str | None) -> list[int] | None:
     return found
 
 
-def _finish(request: Request, outcome: Outcome) -> Response:
-    runtime_of(request).after_commit(outcome.lock_ids, outcome.mails)
+async def _write(request: Request, work: Callable[[Session], Outcome]) -> Response:
+    """Store the change (in a thread), then wait a moment for its locks without one."""
+    runtime = runtime_of(request)
+    outcome = await run_in_threadpool(runtime.db.transaction, work)
+    await runtime.after_commit_async(outcome.lock_ids, outcome.mails)
     return no_content()
 
 
@@ -105,16 +110,16 @@ def list_all_keys(
     description="Scope: smartlock.auth. Creates the same key on every lock in smartlockIds; "
     "all or nothing." + ASYNC_NOTE,
 )
-def create_keys(
+async def create_keys(
     request: Request, caller: Caller = Depends(auth_scope), body: Any = Depends(json_body)
 ) -> Response:
     data = validate(body, SmartlocksAuthCreate)
-    outcome = runtime_of(request).db.transaction(
+    return await _write(
+        request,
         lambda session: auths.create_keys(
             session, caller, data.smartlock_ids, data, ids_from_body=True
-        )
+        ),
     )
-    return _finish(request, outcome)
 
 
 @router.post(
@@ -126,14 +131,13 @@ def create_keys(
     description="Scope: smartlock.auth. Each update names its key by id and is partial; if any "
     "is refused, none is made." + ASYNC_NOTE,
 )
-def update_keys(
+async def update_keys(
     request: Request, caller: Caller = Depends(auth_scope), body: Any = Depends(json_body)
 ) -> Response:
     updates = validate(body, list[SmartlockAuthMultiUpdate])
-    outcome = runtime_of(request).db.transaction(
-        lambda session: auths.update_keys(session, caller, [(u.id, u) for u in updates])
+    return await _write(
+        request, lambda session: auths.update_keys(session, caller, [(u.id, u) for u in updates])
     )
-    return _finish(request, outcome)
 
 
 @router.delete(
@@ -155,14 +159,11 @@ def update_keys(
     },
     description="Scope: smartlock.auth. If any id is unknown, nothing is deleted." + ASYNC_NOTE,
 )
-def delete_keys(
+async def delete_keys(
     request: Request, caller: Caller = Depends(auth_scope), body: Any = Depends(json_body)
 ) -> Response:
     ids = validate(body, list[str])
-    outcome = runtime_of(request).db.transaction(
-        lambda session: auths.delete_keys(session, caller, ids)
-    )
-    return _finish(request, outcome)
+    return await _write(request, lambda session: auths.delete_keys(session, caller, ids))
 
 
 @router.get(
@@ -220,17 +221,16 @@ def _lock_keys_json(
     description="Scope: smartlock.auth. An app key (type 0) sends its user an invite e-mail."
     + ASYNC_NOTE,
 )
-def create_key(
+async def create_key(
     request: Request,
     smartlockId: int = Path(description="The smartlock id"),
     caller: Caller = Depends(auth_scope),
     body: Any = Depends(json_body),
 ) -> Response:
     data = validate(body, SmartlockAuthCreate)
-    outcome = runtime_of(request).db.transaction(
-        lambda session: auths.create_keys(session, caller, [smartlockId], data)
+    return await _write(
+        request, lambda session: auths.create_keys(session, caller, [smartlockId], data)
     )
-    return _finish(request, outcome)
 
 
 @router.get(
@@ -260,7 +260,7 @@ def get_key(
     description="Scope: smartlock.auth. Partial: an omitted field keeps its value, an explicit "
     "null clears it (a rename keeps the time window)." + ASYNC_NOTE,
 )
-def update_key(
+async def update_key(
     request: Request,
     smartlockId: int = Path(description="The smartlock id"),
     id: str = Path(description="The key's unique id (24 hex digits)"),
@@ -268,10 +268,9 @@ def update_key(
     body: Any = Depends(json_body),
 ) -> Response:
     data = validate(body, SmartlockAuthUpdate)
-    outcome = runtime_of(request).db.transaction(
-        lambda session: auths.update_key(session, caller, smartlockId, id, data)
+    return await _write(
+        request, lambda session: auths.update_key(session, caller, smartlockId, id, data)
     )
-    return _finish(request, outcome)
 
 
 @router.delete(
@@ -282,13 +281,10 @@ def update_key(
     description="Scope: smartlock.auth. The key shows syncState 'deleting' until the lock "
     "confirms, then it is gone.",
 )
-def delete_key(
+async def delete_key(
     request: Request,
     smartlockId: int = Path(description="The smartlock id"),
     id: str = Path(description="The key's unique id (24 hex digits)"),
     caller: Caller = Depends(auth_scope),
 ) -> Response:
-    outcome = runtime_of(request).db.transaction(
-        lambda session: auths.delete_key(session, caller, smartlockId, id)
-    )
-    return _finish(request, outcome)
+    return await _write(request, lambda session: auths.delete_key(session, caller, smartlockId, id))

@@ -12,6 +12,7 @@ from keyhouse.api.body_dependency import body_doc, json_body
 from keyhouse.api.responses import json_response
 from keyhouse.api.security import runtime_of, scoped
 from keyhouse.devices.link import DoorEvent
+from keyhouse.errors import NotFound, ValidationFailed
 from keyhouse.runtime import Runtime
 from keyhouse.schemas.log import (
     AppKeyUse,
@@ -19,6 +20,7 @@ from keyhouse.schemas.log import (
     EmulatorLock,
     EmulatorLockUpdate,
     KeypadEntry,
+    Tamper,
 )
 from keyhouse.services import doors
 from keyhouse.services.caller import Caller
@@ -160,3 +162,42 @@ def press_button(
     runtime = runtime_of(request)
     event, log_id = doors.button(runtime, caller, smartlockId)
     return decision(runtime, smartlockId, event, log_id)
+
+
+@router.post(
+    "/smartlock/{smartlockId}/tamper",
+    summary="Change the lock's own copy of a key behind the server's back",
+    responses={200: {"model": EmulatorLock}},
+    openapi_extra=body_doc("Tamper", description="The key's slot, and remove or new values"),
+    description="As if someone changed the lock directly: remove the key in a slot, or change "
+    "its name, enabled or code on the lock only. The server notices at its next drift check "
+    "(KEYHOUSE_DRIFT_CHECK_SECONDS) or at once on POST /smartlock/{id}/sync, and sets it right.",
+)
+def tamper(
+    request: Request,
+    smartlockId: int = Path(description=LOCK_ID_DOC),
+    caller: Caller = Depends(emulator_scope),
+    body: Any = Depends(json_body),
+) -> Response:
+    runtime = runtime_of(request)
+    doors.lock_of(runtime, caller, smartlockId)
+    data = validate(body, Tamper)
+    changes = None
+    if not data.remove:
+        changes = {
+            alias: getattr(data, name)
+            for name, alias in (("name", "name"), ("enabled", "enabled"), ("code", "code"))
+            if name in data.model_fields_set and getattr(data, name) is not None
+        }
+        if not changes:
+            raise ValidationFailed(
+                "say what to change on the lock: remove true, or a new name, enabled or code",
+                field="remove",
+                rule="required",
+            )
+    if not runtime.link.tamper(smartlockId, data.auth_id, changes):
+        raise NotFound(
+            f"slot {data.auth_id} of smartlock {smartlockId} is empty: use a key's authId",
+            field="authId",
+        )
+    return json_response(emulator_shape(runtime, smartlockId))

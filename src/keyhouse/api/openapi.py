@@ -30,6 +30,7 @@ from keyhouse.schemas.log import (
     KeypadEntry,
     SmartlockAction,
     SmartlockLog,
+    Tamper,
 )
 
 # Our class names -> the official 3.9.0 schema names.
@@ -59,6 +60,7 @@ REQUEST_SHAPES: tuple[type[BaseModel], ...] = (
     EmulatorLockUpdate,
     KeypadEntry,
     AppKeyUse,
+    Tamper,
 )
 
 DESCRIPTION = """

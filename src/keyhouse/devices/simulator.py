@@ -345,6 +345,19 @@ class VirtualLockLink:
 
     # --- emulator controls ----------------------------------------------------------------------
 
+    def tamper(self, smartlock_id: int, slot: int, changes: dict[str, Any] | None) -> bool:
+        """Change the lock's own copy of the key in ``slot`` behind the server's back: remove
+        it (``changes`` None) or overwrite some of its fields. False if the slot is empty."""
+        with self.db.session() as session:
+            row = session.get(SimulatedAuth, (smartlock_id, slot))
+            if row is None:
+                return False
+            if changes is None:
+                session.delete(row)
+            else:
+                row.data = {**row.data, **changes}
+            return True
+
     def configure(self, smartlock_id: int, changes: dict[str, Any]) -> EmulatorState:
         """Set ``online``, ``latency_ms`` and ``fault`` (keys present are changed)."""
         with self.db.session() as session:

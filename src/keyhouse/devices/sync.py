@@ -31,15 +31,18 @@ from sqlalchemy import delete, select, update
 from keyhouse.devices.link import DeviceRejected, DeviceUnreachable
 from keyhouse.devices.links import Links
 from keyhouse.rules.dates import format_api_datetime, utcnow
+from keyhouse.rules.ids import new_object_id
 from keyhouse.store import leases, repo
 from keyhouse.store.database import Database
-from keyhouse.store.models import SmartlockAuth
+from keyhouse.store.models import Smartlock, SmartlockAuth, SmartlockLog
 
 log = logging.getLogger(__name__)
 
 # Device errors that mean "not now" rather than "no": the key stays pending and is retried.
 RETRYABLE_DEVICE_ERRORS = {"45"}  # BUSY
 RETRY_FIRST_SECONDS = 1.0
+# The activity log's words for a repair: action 209 "status mismatch", trigger 0 "system".
+STATUS_MISMATCH, TRIGGER_SYSTEM = 209, 0
 RETRY_MAX_SECONDS = 300.0
 
 
@@ -89,12 +92,19 @@ class Reconciler:
     processes (a lease), one thread at a time within this process (a guard)."""
 
     def __init__(
-        self, db: Database, links: Links, *, owner: str, lease_seconds: float = 30.0
+        self,
+        db: Database,
+        links: Links,
+        *,
+        owner: str,
+        lease_seconds: float = 30.0,
+        drift_check_seconds: float = 0.0,
     ) -> None:
         self.db = db
         self.links = links
         self.owner = owner
         self.lease_seconds = lease_seconds
+        self.drift_check_seconds = drift_check_seconds
         self._lock_guards: dict[int, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
 
@@ -103,8 +113,21 @@ class Reconciler:
             return self._lock_guards[smartlock_id]
 
     def locks_with_work(self) -> list[int]:
+        """Locks with keys to bring to them, and locks due for a drift check."""
         with self.db.read() as session:
-            return repo.locks_with_work(session, utcnow())
+            found = repo.locks_with_work(session, utcnow())
+            if self.drift_check_seconds > 0:
+                found += repo.locks_due_for_check(session, self._checked_before())
+        return list(dict.fromkeys(found))
+
+    def _checked_before(self) -> datetime:
+        return utcnow() - timedelta(seconds=self.drift_check_seconds)
+
+    def _check_due(self, smartlock_id: int) -> bool:
+        if self.drift_check_seconds <= 0:
+            return False
+        with self.db.read() as session:
+            return repo.check_due(session, smartlock_id, self._checked_before())
 
     def reconcile(self, smartlock_id: int) -> int:
         """Send the lock what it lacks until nothing is left or the lock can't take more now;
@@ -118,6 +141,11 @@ class Reconciler:
                     return done
                 finished = False
                 try:
+                    if self._check_due(smartlock_id):
+                        try:
+                            done += self._repair(self.links.of(smartlock_id), lease)
+                        except DeviceUnreachable as exc:
+                            log.info("drift check of lock %s: unreachable (%s)", smartlock_id, exc)
                     finished, count = self._drain(lease)
                     done += count
                 except LeaseLost:
@@ -302,6 +330,8 @@ class Reconciler:
                 self._release(lease)
 
     def _repair(self, link: Any, lease: Lease) -> int:
+        """Compare what the lock holds with the keys and set right what differs (under the
+        lease); the repair is an entry in the lock's activity log."""
         smartlock_id = lease.smartlock_id
         held = link.read_all(smartlock_id)
         by_key = {entry.get("keyId"): ref for ref, entry in held.items()}
@@ -329,10 +359,42 @@ class Reconciler:
             refs = {key.device_ref for key in keys if key.device_ref is not None}
             return found, ids, refs
 
-        drift, ids, refs = self.db.transaction(work, what=f"repairing smartlock {smartlock_id}")
+        rewritten, ids, refs = self.db.transaction(work, what=f"checking smartlock {smartlock_id}")
+        removed = 0
         if link.unknown_keys == "remove":
             for ref, entry in held.items():
                 if entry.get("keyId") not in ids and ref not in refs:
                     link.remove(smartlock_id, str(entry.get("keyId") or ""), ref, lease.epoch)
-                    drift += 1
-        return drift
+                    removed += 1
+        if rewritten or removed:
+            self._log_repair(smartlock_id, rewritten, removed)
+        return rewritten + removed
+
+    def _log_repair(self, smartlock_id: int, rewritten: int, removed: int) -> None:
+        words = []
+        if rewritten:
+            words.append(f"{rewritten} key(s) missing or different on the lock written again")
+        if removed:
+            words.append(f"{removed} key(s) the server does not know removed from the lock")
+        text = "Keyhouse drift repair: " + "; ".join(words)
+        log.info("smartlock %s: %s", smartlock_id, text)
+
+        def work(session: Any) -> None:
+            lock = session.get(Smartlock, smartlock_id)
+            if lock is None:
+                return
+            session.add(
+                SmartlockLog(
+                    id=new_object_id(),
+                    account_id=lock.account_id,
+                    smartlock_id=lock.id,
+                    device_type=lock.type,
+                    name=text[:200],
+                    action=STATUS_MISMATCH,
+                    trigger=TRIGGER_SYSTEM,
+                    state=0,
+                    date=utcnow(),
+                )
+            )
+
+        self.db.transaction(work, what=f"logging the repair of smartlock {smartlock_id}")

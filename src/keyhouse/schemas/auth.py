@@ -56,6 +56,11 @@ class SmartlockAuth(ResponseShape):
         None,
         description="Keyhouse: pending (the lock has not confirmed yet), applied, failed, deleting",
     )
+    verified_date: ApiDateTime | None = Field(
+        None,
+        description="Keyhouse: when the lock last confirmed it holds this key as shown (when "
+        "it took the change, or at a drift check)",
+    )
     warning: str | None = Field(
         None,
         description="Keyhouse: what the key's owner should know about it, e.g. that an app key "
@@ -96,6 +101,7 @@ AUTH_READ_ONLY = frozenset(
         "authTypeAsString",
         "fingerprints",
         "syncState",
+        "verifiedDate",
         "warning",
     }
 )

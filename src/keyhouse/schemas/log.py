@@ -40,10 +40,22 @@ Fault = Literal["busy", "motorBlocked", "codeExists", "full"]
 
 class EmulatorLockUpdate(RequestShape):
     online: bool | None = None
-    latency_ms: Int | None = Field(None, ge=0, le=60_000)
+    latency_ms: Int | None = Field(None, ge=0, le=10_000)
     fault: Fault | None = None
 
     example: ClassVar[dict[str, Any]] = {"online": False, "latencyMs": 0, "fault": None}
+
+
+class Tamper(RequestShape):
+    """Change the lock's own copy of a key behind the server's back (to test drift repair)."""
+
+    auth_id: Int = Field(ge=1, description="The key's slot on the lock (its authId)")
+    remove: bool = Field(False, description="Remove the key from the lock")
+    name: str | None = Field(None, min_length=1, max_length=32)
+    enabled: bool | None = None
+    code: Int | None = Field(None, ge=100000, le=999999)
+
+    example: ClassVar[dict[str, Any]] = {"authId": 2, "remove": True}
 
 
 class EmulatorLock(ResponseShape):

@@ -67,3 +67,8 @@ class Smartlock(ResponseShape):
     keyturner: bool | None = None
     # Keyhouse: the 8-hex Nuki id printed on the device.
     nuki_id: str | None = Field(None, description="Keyhouse: the 8-hex Nuki id of the device")
+    checked_date: ApiDateTime | None = Field(
+        None,
+        description="Keyhouse: when the server last read all the lock holds and compared it "
+        "with the keys (drift check)",
+    )

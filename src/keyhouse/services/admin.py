@@ -117,6 +117,7 @@ def add_lock(
         keypad=keypad,
         created_at=now,
         updated_at=now,
+        checked_at=now,  # a new lock holds nothing: its first drift check is one interval on
     )
     session.add(lock)
     session.flush()

@@ -6,7 +6,8 @@ activity log and counts the key's use.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
 
@@ -44,6 +45,24 @@ def lock_of(runtime: Runtime, caller: Caller, smartlock_id: int, status: int = 4
         if lock is None:
             raise lock_not_found(smartlock_id, status=status)
         return lock
+
+
+@contextmanager
+def action_slot(runtime: Runtime, lock: Smartlock) -> Iterator[None]:
+    """A place among the lock's actions in flight, or 423 at once: a slow lock never holds
+    more than a few request threads, which other tenants need."""
+    if not runtime.actions_in_flight.take(lock.id):
+        raise Locked(
+            f"smartlock {lock.id} ({lock.name!r}) has {runtime.actions_in_flight.cap} actions "
+            f"in progress already: try again in {BUSY_RETRY_SECONDS} s",
+            field="smartlockId",
+            rule="actions_in_flight",
+            headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
+        )
+    try:
+        yield
+    finally:
+        runtime.actions_in_flight.give_back(lock.id)
 
 
 def _reach(lock: Smartlock, call: Callable[[], T]) -> T:
@@ -131,7 +150,8 @@ def lock_action(
     lock = lock_of(runtime, caller, smartlock_id, status=404)
     check_action(lock, action, option)
     link = runtime.links.of(lock.id)
-    event = _reach(lock, lambda: link.act(lock.id, action, option, TRIGGER_WEB, lock.type))
+    with action_slot(runtime, lock):
+        event = _reach(lock, lambda: link.act(lock.id, action, option, TRIGGER_WEB, lock.type))
     if isinstance(event, ActionAccepted):
         return  # the lock reports the outcome (and its log entry) later
     with runtime.db.read() as session:
@@ -161,7 +181,8 @@ def at_the_door(
     """A person's attempt (keypad, app key, button): decided by the lock, always logged."""
     lock = lock_of(runtime, caller, smartlock_id)
     when = at or utcnow()
-    event = _reach(lock, lambda: attempt(lock, when))
+    with action_slot(runtime, lock):
+        event = _reach(lock, lambda: attempt(lock, when))
     return event, record(runtime, lock, event, when)
 
 

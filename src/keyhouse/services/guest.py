@@ -334,16 +334,17 @@ def open_door(runtime: Runtime, key: GuestKey, now: datetime | None = None) -> D
         raise GuestRefusal.of(409, "not_on_lock", language, headers={"Retry-After": "10"})
     slot = key.slot
     try:
-        event = runtime.link.use_app_key(
-            lock.id,
-            slot,
-            UNLOCK,
-            when,
-            lock.timezone,
-            remote=True,
-            device_type=lock.type,
-            trigger=doors.TRIGGER_WEB,
-        )
+        with doors.action_slot(runtime, lock):
+            event = runtime.link.use_app_key(
+                lock.id,
+                slot,
+                UNLOCK,
+                when,
+                lock.timezone,
+                remote=True,
+                device_type=lock.type,
+                trigger=doors.TRIGGER_WEB,
+            )
     except DeviceUnreachable:
         raise GuestRefusal.of(
             503, "lock_offline", language, headers={"Retry-After": "30"}, lock=lock.name

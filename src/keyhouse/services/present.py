@@ -93,6 +93,7 @@ def auth_shape(row: models.SmartlockAuth) -> Shape:
         auth_type_as_string=_AUTH_TYPE_NAMES.get(row.type),
         smart_actions_enabled=row.smart_actions_enabled,
         sync_state=sync_state,
+        verified_date=row.verified_at if sync_state == "applied" else None,
         warning=key_warning(row.type, row.remote_allowed),
     )
 
@@ -193,6 +194,7 @@ def smartlock_shape(row: models.Smartlock, device: models.SimulatedLock | None) 
         smart_door=row.type == 3,
         keyturner=row.type in (0, 3, 4),
         nuki_id=row.nuki_id,
+        checked_date=row.checked_at,
     )
 
 

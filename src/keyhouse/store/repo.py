@@ -265,6 +265,22 @@ def _not_failed():  # type: ignore[no-untyped-def]
     )
 
 
+def locks_due_for_check(session: Session, checked_before: datetime) -> list[int]:
+    """Locks whose holdings were last compared with the keys before ``checked_before``."""
+    return list(
+        session.scalars(
+            select(Smartlock.id).where(
+                or_(Smartlock.checked_at.is_(None), Smartlock.checked_at < checked_before)
+            )
+        )
+    )
+
+
+def check_due(session: Session, smartlock_id: int, checked_before: datetime) -> bool:
+    checked = session.scalar(select(Smartlock.checked_at).where(Smartlock.id == smartlock_id))
+    return checked is None or checked < checked_before
+
+
 def locks_with_work(session: Session, now: datetime) -> list[int]:
     """Locks with a tombstone or a key ahead of the lock's copy that is due now."""
     return list(
