@@ -467,7 +467,9 @@ def settle(
     ignore: Iterable[str] = (),
     deadline: float = SETTLE_SECONDS,
 ) -> list[str]:
-    """Poll the listings until no key on ``locks`` is pending or deleting.
+    """Poll until no key on ``locks`` is pending or deleting, and each of those locks holds
+    nothing the server does not show (a deleted key the listing no longer shows must be off
+    the lock too).
 
     Returns the problems: empty when settled in time, else one line per key still settling at
     the deadline. Keys in ``ignore`` (already reported as stuck) are not waited for.
@@ -476,30 +478,53 @@ def settle(
     skip = set(ignore)
     end = time.monotonic() + deadline
     while True:
-        unsettled = [
-            key
-            for lock in wanted
-            for key in keys(harness, lock)
-            if key.get("syncState") in SETTLING_STATES and key["id"] not in skip
-        ]
-        if not unsettled:
-            return []
-        if time.monotonic() > end:
-            return [unsettled_message(k) for k in unsettled]
+        problems: list[str] = []
+        for lock in wanted:
+            shown = keys(harness, lock)
+            problems += [
+                unsettled_message(key)
+                for key in shown
+                if key.get("syncState") in SETTLING_STATES and key["id"] not in skip
+            ]
+            if not problems:
+                ids = {key["id"] for key in shown}
+                problems += [
+                    stray_message(lock, entry)
+                    for entry in lock_holds(harness.store, lock)
+                    if entry.key_id not in ids and entry.key_id not in skip
+                ]
+        if not problems or time.monotonic() > end:
+            return problems
         time.sleep(0.02)
+
+
+SETTLE_SUFFIX = "after settling"
 
 
 def unsettled_message(key: dict[str, Any]) -> str:
     """The one wording for a key that did not settle (so a stuck key is reported once)."""
     return (
         f"key {key['id']} ({key.get('name')!r}) on lock {key['smartlockId']} is still "
-        f"{key.get('syncState')} after settling"
+        f"{key.get('syncState')} {SETTLE_SUFFIX}"
+    )
+
+
+def stray_message(lock: int, entry: Held) -> str:
+    """The one wording for a lock entry that belongs to no key the server shows."""
+    return (
+        f"lock {lock} holds key {entry.key_id} (name {entry.data.get('name')!r}, enabled "
+        f"{entry.data.get('enabled')}, code {entry.data.get('code')}) that the server does not "
+        f"show {SETTLE_SUFFIX}"
     )
 
 
 def stuck_ids(problems: Iterable[str]) -> set[str]:
-    """The key ids named by ``settle``'s problems (to ignore them in later settles)."""
-    return {m.group(1) for p in problems if (m := re.match(r"key ([0-9a-f]{24}) ", p))}
+    """The key ids that ``settle`` gave up on (to ignore them in later settles)."""
+    return {
+        m.group(1)
+        for p in problems
+        if p.endswith(SETTLE_SUFFIX) and (m := re.search(r"key ([0-9a-f]{24}) ", p))
+    }
 
 
 # --- what the lock holds: THE place that reads the simulator ---------------------------------
@@ -560,7 +585,8 @@ def check_invariant(
       and, once ``settled``, is ``applied`` (a ``failed`` key counts: nothing in these tests
       gives a lock a reason to refuse);
     - the lock holds nothing the server does not show, or shows as being deleted;
-    - the keys in ``deleted`` (acknowledged deletes) are gone from the server's listing;
+    - the keys in ``deleted`` (acknowledged deletes) are gone from the server's listing (not
+      ``settled``: they may still be listed as deleting, and held by the lock);
     - limits: at most 200 keys and 100 keypad codes per lock, on the server and on the lock;
     - each of ``codes`` typed on the Front Door's keypad opens it only if an enabled key the
       server shows has that code, and does open it when such a key has no time window.
@@ -623,18 +649,15 @@ def check_invariant(
                 problems.append(f"lock {lock} holds key {key_id} {len(entries)} times ({slots})")
             key = shown_by_id.get(key_id)
             entry = entries[0]
-            what = (
-                f"name {entry.data.get('name')!r}, enabled {entry.data.get('enabled')}, "
-                f"code {entry.data.get('code')}"
-            )
             if key is None:
-                problems.append(
-                    f"lock {lock} holds key {key_id} ({what}) that the server does not show"
-                )
+                # Not settled (a lock offline), a key deleted with 2xx may still be on the lock.
+                if settled or key_id not in gone:
+                    problems.append(stray_message(lock, entry))
             elif key.get("syncState") == "deleting" and settled:
                 problems.append(
-                    f"lock {lock} still holds {_label(key)} ({what}) that the server shows as "
-                    "deleting"
+                    f"lock {lock} still holds {_label(key)} (name {entry.data.get('name')!r}, "
+                    f"enabled {entry.data.get('enabled')}, code {entry.data.get('code')}) that "
+                    "the server shows as deleting"
                 )
 
         live = [k for k in shown if k.get("syncState") != "deleting"]
@@ -704,6 +727,18 @@ def codes_in_log(harness: Harness, codes: Iterable[int]) -> list[str]:
     return found
 
 
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Deadlock\w*)\b.*")
+
+
+def server_exceptions(harness: Harness, limit: int = 6) -> list[str]:
+    """The distinct exceptions (a traceback's last line) in the server's output."""
+    found: dict[str, None] = {}
+    for line in harness.log_text().splitlines():
+        if EXCEPTION_LINE.match(line):
+            found.setdefault(line[:160], None)
+    return list(found)[:limit]
+
+
 # --- rounds -----------------------------------------------------------------------------------
 
 
@@ -722,12 +757,15 @@ class Rounds:
         self.played += 1
         self.stuck |= stuck_ids(problems)
         new = [p for p in dict.fromkeys(problems) if p not in self.seen]
+        new.sort(key=lambda p: p.startswith("key "))  # the round's summary lines first
         self.seen.update(new)
         if new:
             self.failed.append((round_, new))
         return len(self.failed) < MAX_FAILED_ROUNDS
 
-    def verdict(self) -> None:
+    def verdict(self, harness: Harness | None = None) -> None:
+        """Fail with a summary of the rounds that broke the invariant (and the server's
+        exceptions, when ``harness`` is given)."""
         if not self.failed:
             return
         lines = [
@@ -739,4 +777,9 @@ class Rounds:
             lines += [f"    - {p}" for p in problems[:6]]
             if len(problems) > 6:
                 lines.append(f"    - ... and {len(problems) - 6} more")
+        if harness is not None:
+            errors = server_exceptions(harness)
+            if errors:
+                lines.append("  exceptions in the server's log:")
+                lines += [f"    - {e}" for e in errors]
         pytest.fail("\n".join(lines), pytrace=False)
