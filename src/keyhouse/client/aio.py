@@ -90,7 +90,9 @@ class AsyncClient:
                 wait = self.retry.after_transport_error(call.method, attempt)
                 if wait is None:
                     raise ConnectionFailed(
-                        f"{call.method} {self.base_url}{call.path} failed: {exc}"
+                        f"{call.method} {self.base_url}{call.path} failed: {exc}",
+                        self.base_url,
+                        str(exc),
                     ) from exc
                 await asyncio.sleep(wait)
                 attempt += 1
