@@ -222,7 +222,7 @@ def test_errors_are_one_sentence_with_exit_codes(env: dict[str, str]) -> None:
     one_sentence(done)
 
     done = kh(env, "keys", "add", "--lock", "Front Door", "--name", "Bad", "--code", "123456")
-    assert done.returncode == 1
+    assert done.returncode == 2  # checked before anything is sent: a usage error
     assert "must not start with 12" in one_sentence(done)
 
     done = kh(

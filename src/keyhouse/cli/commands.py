@@ -119,18 +119,6 @@ def _usage(action: Callable[[], T]) -> T:
         fail(str(exc), EXIT_USAGE)
 
 
-def _send(action: Callable[[], T]) -> T:
-    """Run an SDK call whose body the SDK validates first: invalid input is a usage error."""
-    import pydantic
-
-    try:
-        return action()
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ())) or "input"
-        fail(f"{where}: {first.get('msg', 'is not valid')}", EXIT_USAGE)
-
-
 def _row(**values: Any) -> Any:
     from types import SimpleNamespace
 
@@ -317,7 +305,7 @@ def users_add(
 ) -> None:
     """Add an account user."""
     with api(url, token) as client:
-        user = _send(lambda: client.create_user(email, name, language=language))
+        user = client.create_user(email, name, language=language)
     if as_json:
         emit([user], USER_COLUMNS, True)
     else:
@@ -392,7 +380,7 @@ def keys_add(
             fields.update(type=13, code=number)
         if user is not None:
             fields["account_user_id"] = find_user(client, user).account_user_id
-        key = _send(lambda: client.create_key(found.smartlock_id, **fields))
+        key = client.create_key(found.smartlock_id, **fields)
         if wait:
             key = client.wait_for_key(found.smartlock_id, key.id)
         _show_keys(client, [key], as_json, [found])
@@ -430,7 +418,7 @@ def keys_edit(
         if not fields:
             fail("nothing to change: give --name, --from, --until, --days, --time or --code", 2)
         target = find_key(client, found, key)
-        _send(lambda: client.update_key(found.smartlock_id, target.id, **fields))
+        client.update_key(found.smartlock_id, target.id, **fields)
         _after_change(client, found, target.id, wait, as_json)
 
 

@@ -41,18 +41,46 @@ def fail(message: str, code: int = EXIT_API) -> NoReturn:
 @contextmanager
 def api(url: str | None = None, token: str | None = None) -> Iterator[Client]:
     """An SDK client; an API error ends the command with its message and exit code."""
-    from keyhouse.client import AuthError, Client, KeyhouseAPIError, KeyhouseClientError
+    from keyhouse.client import (
+        AuthError,
+        Client,
+        ConnectionFailed,
+        InvalidArgument,
+        KeyhouseAPIError,
+        KeyhouseClientError,
+        MissingToken,
+    )
 
     try:
         with Client(token=token, base_url=url, profile=Profile.name) as client:
             yield client
     except AuthError as exc:
         fail(f"{exc.message} (log in with 'keyhouse login --url URL --token TOKEN')", EXIT_AUTH)
+    except InvalidArgument as exc:
+        fail(exc.message, EXIT_USAGE)
     except KeyhouseAPIError as exc:
         fail(exc.message)
+    except MissingToken:
+        fail(NO_TOKEN, EXIT_AUTH)
+    except ConnectionFailed as exc:
+        fail(unreachable(exc.url or url or "", exc.reason))
     except KeyhouseClientError as exc:
-        message = str(exc)
-        fail(message, EXIT_AUTH if message.startswith("no API token") else EXIT_API)
+        fail(str(exc))
+
+
+NO_TOKEN = (
+    "no API token: log in with 'keyhouse login --url URL --token TOKEN' (the token 'keyhouse "
+    "serve' printed at its first start), or set KEYHOUSE_TOKEN"
+)
+
+
+def unreachable(url: str, reason: str | None) -> str:
+    """The sentence for a server that did not answer."""
+    why = f" ({reason})" if reason else ""
+    return (
+        f"can't reach {url}{why}: is the server running at {url}? Start it with "
+        "'keyhouse serve', or give the right address with --url or 'keyhouse login'"
+    )
 
 
 def emit(rows: Sequence[Any], columns: Sequence[tuple[str, str]], as_json: bool) -> None:
