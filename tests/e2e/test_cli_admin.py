@@ -296,6 +296,38 @@ def test_keyhouse_data_env_var_works_in_place_of_data_option(
     assert accounts_in(folder) == 1
 
 
+def test_admin_commands_refuse_a_data_folder_without_a_store(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    """Issue 15.5: no empty table, exit 0 and a new ~/.local/share/keyhouse/keyhouse.db."""
+    default = isolated_home / ".local" / "share" / "keyhouse"
+    for args in (
+        ("admin", "mail", "list"),
+        ("admin", "lock", "set", "1", "--offline"),
+        ("admin", "token", "create", "--account", "1"),
+        ("admin", "lock", "add", "--account", "1", "--name", "X"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "keyhouse", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert done.stderr.startswith(f"error: no Keyhouse store in {default} "), done.stderr
+        assert "--data" in done.stderr and "Traceback" not in done.stderr
+        assert done.stdout == ""
+    assert not (default / "keyhouse.db").exists()
+    empty = tmp_path / "empty"
+    done = keyhouse("admin", "mail", "list", data=empty)
+    assert done.returncode == 2 and f"no Keyhouse store in {empty} " in done.stderr
+    assert not (empty / "keyhouse.db").exists()
+    # the command that creates things still starts a store
+    assert create_account(empty) == 1
+    assert keyhouse("admin", "mail", "list", data=empty).returncode == 0
+
+
 # --- serve ------------------------------------------------------------------------------------
 
 

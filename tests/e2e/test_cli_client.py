@@ -277,13 +277,39 @@ def test_serve_writes_a_local_profile_on_first_start(tmp_path: Path) -> None:
         process.terminate()
         process.wait(10)
 
-    # A second server (a new data folder) leaves the existing profile file alone.
+    # A second server (a new data folder) keeps the profile, and says so (issue 15.6).
     before = config.read_text()
-    process, server = start_server(tmp_path / "other", env)
+    first_url = server.url
+    process, other = start_server(tmp_path / "other", env)
     try:
-        assert server.token and server.token not in config.read_text()
+        assert other.token and other.token not in config.read_text()
         assert config.read_text() == before
-        assert not any("profile 'local'" in line for line in server.output)
+        (line,) = [line for line in other.output if "profile 'local'" in line.lower()]
+        assert line.startswith(f"Profile 'local' kept: it points at {first_url}, data folder ")
+        assert f"'keyhouse login --name local --url {other.url} --token {other.token}'" in line
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    # The first data folder, its store made anew: its profile follows the new token.
+    (tmp_path / "data" / "keyhouse.db").unlink()
+    process, again = start_server(tmp_path / "data", env)
+    try:
+        assert any(line.startswith("Updated profile 'local'") for line in again.output)
+        assert again.token in config.read_text() and again.url in config.read_text()
+        done = kh(env, "locks")
+        assert done.returncode == 0, done.stderr
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    # A config file with only another profile gets 'local' beside it; the default stays.
+    config.write_text('default = "work"\n\n[profiles.work]\nurl = "http://x"\ntoken = "kh_x"\n')
+    process, fresh = start_server(tmp_path / "fresh", env)
+    try:
+        text = config.read_text()
+        assert 'default = "work"' in text and fresh.token in text
+        assert any("keyhouse --profile local locks" in line for line in fresh.output)
     finally:
         process.terminate()
         process.wait(10)

@@ -73,10 +73,49 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _runtime():  # type: ignore[no-untyped-def]
+def store_missing(config: Settings) -> str | None:
+    """Why ``config`` names no existing store (one sentence), or None if it holds one.
+
+    Looked at without creating anything: the SQLite file must exist; a database URL must
+    hold Keyhouse's tables (its Alembic version table).
+    """
+    if not config.database_url:
+        path = config.data / "keyhouse.db"
+        if path.is_file():
+            return None
+        return (
+            f"no Keyhouse store in {config.data} (there is no {path.name}): give the data "
+            "folder with --data DIR (before the command) or KEYHOUSE_DATA; 'keyhouse serve' "
+            "or 'keyhouse admin account create' makes a new one"
+        )
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(config.database_url)
+    try:
+        if inspect(engine).has_table("alembic_version"):
+            return None
+    except Exception as exc:  # any driver's failure to connect
+        return f"can't open the database at KEYHOUSE_DATABASE_URL: {exc.__class__.__name__}"
+    finally:
+        engine.dispose()
+    return (
+        "the database at KEYHOUSE_DATABASE_URL holds no Keyhouse store: check the URL; "
+        "'keyhouse serve' or 'keyhouse admin account create' makes a new one"
+    )
+
+
+def _runtime(create: bool = False):  # type: ignore[no-untyped-def]
+    """The store of the data folder, brought up to date. Only commands that create things
+    (``serve``, ``admin account create``) may start a new store; the others refuse a data
+    folder without one, naming where they looked (an empty table would hide the mistake)."""
     from keyhouse.runtime import Runtime
 
-    runtime = Runtime(settings())
+    config = settings()
+    if not create:
+        missing = store_missing(config)
+        if missing is not None:
+            _fail(missing, code=2)
+    runtime = Runtime(config)
     runtime.db.migrate()
     return runtime
 
@@ -96,7 +135,7 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    runtime = _runtime()
+    runtime = _runtime(create=True)
     config = runtime.settings
     demo = seed_demo(runtime.db, runtime.link)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -111,11 +150,7 @@ def serve(
         typer.echo("Your API token (shown once, keep it):")
         typer.echo(f"  {demo.token}")
         typer.echo(f"Try: curl -H 'Authorization: Bearer {demo.token}' {base}/smartlock")
-        from keyhouse.client.config import config_path, save_profile
-
-        if not config_path().exists():
-            saved = save_profile("local", base, demo.token)
-            typer.echo(f"Saved the demo token as profile 'local' in {saved}: try 'keyhouse locks'.")
+    typer.echo(local_profile(config, base, demo.token if demo is not None else None))
     mail = config.smtp_url or f"files in {config.mail_dir}"
     typer.echo(f"Invite mail goes to: {mail}")
     typer.echo(f"Guest links in invites start with: {config.guest_base_url}/guest/")
@@ -123,11 +158,44 @@ def serve(
     uvicorn.run(create_app(runtime=runtime), host=host, port=port, log_level="info")
 
 
-def _admin(action):  # type: ignore[no-untyped-def]
+def local_profile(config: Settings, base: str, token: str | None) -> str:
+    """Keep the config file's ``local`` profile in step with this server; say what happened.
+
+    A new store's demo token is saved as ``local`` unless ``local`` belongs to another data
+    folder (then it is kept, and the line says how to change it). A profile of this data
+    folder follows the server to a new address.
+    """
+    from keyhouse.client.config import default_profile_name, load_profile, save_profile
+
+    here = config.database_url or str(config.data.resolve())
+    known = load_profile("local")
+    ours = known is not None and known.data == here
+    if token is not None and (known is None or ours):
+        default = default_profile_name() in (None, "local")
+        saved = save_profile("local", base, token, make_default=default, data_folder=here)
+        verb = "Updated" if known is not None else "Saved"
+        hint = "keyhouse locks" if default else "keyhouse --profile local locks"
+        return f"{verb} profile 'local' in {saved} with the demo token: try '{hint}'."
+    if known is not None and ours:
+        if known.url != base and known.token:
+            save_profile("local", base, known.token, make_default=False, data_folder=here)
+            return f"Profile 'local' now points at {base} (it pointed at {known.url})."
+        return f"Profile 'local' points at this server ({base})."
+    if known is None:
+        return (
+            "No profile 'local' for this server: save one with 'keyhouse login --name local "
+            f"--url {base} --token TOKEN'."
+        )
+    where = f"{known.url}, data folder {known.data}" if known.data else f"{known.url}"
+    change = f"keyhouse login --name local --url {base} --token {token or 'TOKEN'}"
+    return f"Profile 'local' kept: it points at {where}; '{change}' to change it."
+
+
+def _admin(action, create: bool = False):  # type: ignore[no-untyped-def]
     """Run an admin action in one transaction; print its errors as one sentence."""
     from keyhouse.errors import KeyhouseError
 
-    runtime = _runtime()
+    runtime = _runtime(create)
     try:
         with runtime.db.session() as session:
             return action(session, runtime)
@@ -145,7 +213,7 @@ def account_create(
     """Create an account; prints its id alone on the last line."""
     from keyhouse.services.admin import create_account
 
-    account_id = _admin(lambda s, _r: create_account(s, email=email, name=name).id)
+    account_id = _admin(lambda s, _r: create_account(s, email=email, name=name).id, create=True)
     typer.echo(f"Created account {account_id} ({email}).")
     typer.echo(account_id)
 
