@@ -306,9 +306,36 @@ def mail_list(
     Console().print(table)
 
 
+def _virtual_lock(session, text: str) -> int:  # type: ignore[no-untyped-def]
+    """The smartlockId of the virtual lock named ``text`` (its smartlockId or name)."""
+    from sqlalchemy import func, select
+
+    from keyhouse.store.models import SimulatedLock, Smartlock
+
+    if text.strip().isdigit() and session.get(SimulatedLock, int(text)) is not None:
+        return int(text)
+    query = (
+        select(Smartlock.id, Smartlock.account_id)
+        .join(SimulatedLock, SimulatedLock.smartlock_id == Smartlock.id)
+        .where(func.lower(Smartlock.name) == text.strip().lower())
+    )
+    found = session.execute(query).all()
+    if len(found) == 1:
+        return int(found[0].id)
+    if not found:
+        _fail(
+            f"no virtual lock {text!r} in {settings().data}: give its name or smartlockId "
+            "(list them with 'keyhouse locks')",
+            code=2,
+        )
+    ids = ", ".join(f"{row.id} (account {row.account_id})" for row in found)
+    _fail(f"{len(found)} virtual locks are called {text!r}: {ids}; name it by its smartlockId", 2)
+    raise AssertionError("unreachable")
+
+
 @lock_app.command("set")
 def lock_set(
-    lock: Annotated[int, typer.Argument(help="The smartlockId")],
+    lock: Annotated[str, typer.Argument(help="The lock: its name or smartlockId")],
     online: Annotated[
         bool | None, typer.Option("--online/--offline", help="Reachable or not")
     ] = None,
@@ -334,16 +361,13 @@ def lock_set(
         changes["fault"] = None if fault == "none" else fault
 
     def change(session, runtime):  # type: ignore[no-untyped-def]
-        from keyhouse.store.models import SimulatedLock
+        lock_id = _virtual_lock(session, lock)
+        return lock_id, runtime.link.configure(lock_id, changes)
 
-        if session.get(SimulatedLock, lock) is None:
-            _fail(f"smartlock {lock} is not a virtual lock in this data folder")
-        return runtime.link.configure(lock, changes)
-
-    state = _admin(change)
+    lock_id, state = _admin(change)
     word = "online" if state.online else "offline"
     typer.echo(
-        f"smartlock {lock}: {word}, latency {state.latency_ms} ms, fault {state.fault or 'none'}"
+        f"smartlock {lock_id}: {word}, latency {state.latency_ms} ms, fault {state.fault or 'none'}"
     )
 
 
