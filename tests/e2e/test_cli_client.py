@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -313,3 +314,74 @@ def test_serve_writes_a_local_profile_on_first_start(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+WINDOW = "Mon–Fri, 08:00–18:00, 1 Dec 2026 – 31 Jan 2027, Europe/Vienna time"
+
+
+def test_key_tables_show_whole_ids_and_windows_at_any_width(
+    env: dict[str, str], live_server: LiveServer
+) -> None:
+    """Issue 15.10: at 80 columns no id is cut and no window wraps; wider, a table; without a
+    terminal (and no COLUMNS), nothing is cut either."""
+    done = kh(env, "users", "add", "anna@example.com", "--name", "Anna")
+    assert done.returncode == 0, done.stderr
+    for name in ("Anna", "Anna 2"):
+        done = kh(env, "keys", "add", "--lock", "Front Door", "--name", name,
+                  "--user", "anna@example.com", "--from", "2026-12-01", "--until", "2027-01-31",
+                  "--days", "mon-fri", "--time", "08:00-18:00")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    ids = [key["id"] for key in json.loads(kh(env, "keys", "--json").stdout)]
+    assert len(ids) == 2
+
+    narrow = kh({**env, "COLUMNS": "80"}, "keys")
+    assert narrow.returncode == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), narrow.stdout
+    for key_id in ids:
+        assert any(line.startswith(key_id) for line in lines), narrow.stdout
+    assert sum(WINDOW in line for line in lines) == 2, narrow.stdout
+    # an id from the table is what the other commands take
+    done = kh(env, "keys", "disable", "--lock", "Front Door", ids[0])
+    assert done.returncode == 0, done.stderr
+
+    wide = kh({**env, "COLUMNS": "200"}, "keys")
+    header = wide.stdout.splitlines()[0]
+    assert "window" in header and "syncState" in header
+    rows = wide.stdout.splitlines()[2:]
+    assert len(rows) == 2 and all(WINDOW in row for row in rows)
+
+    piped = {k: v for k, v in env.items() if k != "COLUMNS"}
+    done = kh(piped, "keys")
+    assert len(done.stdout.splitlines()) == 4 and all(i in done.stdout for i in ids)
+
+
+def test_small_things(env: dict[str, str], tmp_path: Path) -> None:
+    """Issue 15.11: --version, no <bool> after flags, "no entries", and hints that name
+    `keyhouse login` and the server's address."""
+    done = kh(env, "--version")
+    assert done.returncode == 0 and done.stdout.startswith("keyhouse ")
+    for command in (["--help"], ["keys", "add", "--help"], ["invite", "--help"]):
+        done = kh(env, *command)
+        assert done.returncode == 0 and "<bool>" not in done.stdout, command
+
+    done = kh(env, "log")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "no entries\n"
+    done = kh(env, "keys")
+    assert done.stdout == "no keys\n"
+
+    nobody = clean_env(tmp_path)
+    done = kh(nobody, "locks")
+    assert done.returncode == 4
+    sentence = one_sentence(done)
+    assert "keyhouse login --url URL --token TOKEN" in sentence
+    assert "save_profile" not in sentence
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    done = kh({**nobody, "KEYHOUSE_URL": url, "KEYHOUSE_TOKEN": "kh_x"}, "locks")
+    assert done.returncode == 1
+    assert f"is the server running at {url}?" in one_sentence(done)

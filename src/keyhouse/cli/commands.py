@@ -164,6 +164,8 @@ def _show_keys(
             ("syncState", "sync"),
         ],
         False,
+        whole=("id", "window"),
+        empty="no keys",
     )
 
 
@@ -263,7 +265,7 @@ def locks(as_json: JsonOption = False, url: UrlOption = None, token: TokenOption
         ("online", "online"),
         ("keypad", "keypad"),
     ]
-    emit(rows, columns, False)
+    emit(rows, columns, False, whole=("smartlockId",), empty="no locks")
 
 
 # --- users ------------------------------------------------------------------------------------
@@ -289,7 +291,7 @@ def users(
         return
     with api(url, token) as client:
         found = client.list_users()
-    emit(found, USER_COLUMNS, as_json)
+    emit(found, USER_COLUMNS, as_json, empty="no users")
 
 
 @users_app.command("add")
@@ -541,7 +543,7 @@ def keys_invites(
         ("redeemed", "redeemed_date"),
         ("error", "last_error"),
     ]
-    emit(found, columns, as_json)
+    emit(found, columns, as_json, whole=("id", "key"), empty="no invites")
 
 
 # --- log, lock, unlock ------------------------------------------------------------------------
@@ -578,7 +580,7 @@ def log(
     columns = [
         (title, title) for title in ("date", "lock", "name", "action", "trigger", "state", "error")
     ]
-    emit(rows, columns, False)
+    emit(rows, columns, False, whole=("date",), empty="no entries")
 
 
 def _act(lock: str, what: str, url: str | None, token: str | None) -> None:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from keyhouse.client import AccountUser, Client, Smartlock, SmartlockAuth
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_REFUSED, EXIT_AUTH = 0, 1, 2, 3, 4
@@ -83,21 +85,92 @@ def unreachable(url: str, reason: str | None) -> str:
     )
 
 
-def emit(rows: Sequence[Any], columns: Sequence[tuple[str, str]], as_json: bool) -> None:
-    """Print shapes (pydantic models) as a table of ``(title, attribute)`` columns, or JSON."""
+def console(stderr: bool = False) -> Console:
+    """A Rich console as wide as the terminal; without a terminal (a pipe, a file), as wide as
+    ``COLUMNS`` if set, else as wide as each line needs, so nothing is cut or wrapped."""
+    import os
+
+    from rich.console import Console
+
+    found = Console(stderr=stderr)
+    if found.is_terminal or os.environ.get("COLUMNS"):
+        return found
+    return Console(stderr=stderr, width=100_000)
+
+
+def emit(
+    rows: Sequence[Any],
+    columns: Sequence[tuple[str, str]],
+    as_json: bool,
+    whole: Sequence[str] = (),
+    empty: str = "nothing to show",
+) -> None:
+    """Print shapes (pydantic models) as a table of ``(title, attribute)`` columns, or JSON.
+
+    The columns titled in ``whole`` (ids, time windows) are never cut or wrapped: where the
+    table would not fit the width, each row is printed as a block of lines instead. An empty
+    table is one line, ``empty``.
+    """
     if as_json:
         data = [row.model_dump(mode="json", by_alias=True, exclude_none=True) for row in rows]
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
-    from rich.console import Console
+    if not rows:
+        typer.echo(empty)
+        return
     from rich.table import Table
 
+    out = console()
+    cells = [[_cell(getattr(row, attribute, None)) for _t, attribute in columns] for row in rows]
     table = Table(show_edge=False, pad_edge=False)
     for title, _attribute in columns:
-        table.add_column(title)
-    for row in rows:
-        table.add_row(*(_cell(getattr(row, attribute, None)) for _title, attribute in columns))
-    Console().print(table)
+        table.add_column(title, no_wrap=title in whole, overflow="fold")
+    for line in cells:
+        table.add_row(*line)
+    if not whole or _fits(columns, cells, whole, out.width):
+        out.print(table)
+        return
+    titles = [title for title, _attribute in columns]
+    for line in cells:
+        _block(titles, line, whole, out.width)
+
+
+def _fits(
+    columns: Sequence[tuple[str, str]], cells: list[list[str]], whole: Sequence[str], width: int
+) -> bool:
+    """Whether the table fits ``width`` with its whole columns intact and every other column
+    at least 10 characters (or as wide as it needs, if less) wide."""
+    need = 3 * (len(columns) - 1)
+    for index, (title, _attribute) in enumerate(columns):
+        natural = max([len(title), *(len(line[index]) for line in cells)])
+        need += natural if title in whole else min(natural, max(len(title), 10))
+    return need <= width
+
+
+def _block(titles: list[str], values: list[str], whole: Sequence[str], width: int) -> None:
+    """One row as lines: its first whole column (the id) and name, then the other columns
+    packed as ``title: value``, the long whole ones (a window) on a line of their own."""
+    head = whole[0]
+    fields = dict(zip(titles, values, strict=True))
+    first = fields[head] + (f"  {fields['name']}" if fields.get("name") else "")
+    typer.echo(first)
+    rest = [(t, v) for t, v in fields.items() if t not in (head, "name") and v]
+    rest.sort(key=lambda item: item[0] in whole)  # the short ones first, packed
+    line = ""
+    for title, value in rest:
+        part = f"{title}: {value}"
+        if title in whole:
+            if line:
+                typer.echo(line)
+                line = ""
+            typer.echo(f"  {part}")
+            continue
+        if line and len(line) + 3 + len(part) > width:
+            typer.echo(line)
+            line = ""
+        line = f"{line}   {part}" if line else f"  {part}"
+    if line:
+        typer.echo(line)
 
 
 def _cell(value: Any) -> str:

@@ -12,7 +12,30 @@ from keyhouse.cli.common import Profile
 from keyhouse.cli.sim import sim_app
 
 if TYPE_CHECKING:
+    import click
+
     from keyhouse.settings import Settings
+
+
+def _flag_type(param: typer.core.TyperOption, ctx: click.Context) -> str | None:
+    """Typer's Rich help shows ``<bool>`` after plain flags (``--json <bool>``), as if they took
+    a value; its plain help does not. Show no type for a flag, as the plain help does."""
+    if param.is_flag and not param.count:
+        return None
+    return _typer_type(param, ctx)
+
+
+_typer_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from keyhouse import __version__
+
+        typer.echo(f"keyhouse {__version__}")
+        raise typer.Exit()
+
 
 app = typer.Typer(
     help="Keyhouse: a self-hosted server that speaks the Nuki Web API.",
@@ -63,6 +86,12 @@ def main(
             help="Data folder (SQLite file, mail/). Default: the user's data directory.",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     State.data = data
     Profile.name = profile
@@ -275,10 +304,10 @@ def mail_list(
     ] = None,
 ) -> None:
     """Every e-mail in the outbox (all accounts), newest first, with its delivery status."""
-    from rich.console import Console
     from rich.table import Table
     from sqlalchemy import select
 
+    from keyhouse.cli.common import console
     from keyhouse.store.models import OutboxMessage
 
     def rows(session, _runtime):  # type: ignore[no-untyped-def]
@@ -287,10 +316,14 @@ def mail_list(
             query = query.where(OutboxMessage.status == status)
         return list(session.scalars(query))
 
+    found = _admin(rows)
+    if not found:
+        typer.echo("no mail in the outbox" + (f" with status {status}" if status else ""))
+        return
     table = Table(show_edge=False, pad_edge=False)
     for title in ("id", "account", "kind", "to", "subject", "status", "attempts", "sent", "error"):
         table.add_column(title)
-    for row in _admin(rows):
+    for row in found:
         sent = row.sent_at.strftime("%Y-%m-%d %H:%M") if row.sent_at else ""
         table.add_row(
             str(row.id),
@@ -303,7 +336,7 @@ def mail_list(
             sent,
             row.last_error or "",
         )
-    Console().print(table)
+    console().print(table)
 
 
 def _virtual_lock(session, text: str) -> int:  # type: ignore[no-untyped-def]
