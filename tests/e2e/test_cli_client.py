@@ -385,3 +385,13 @@ def test_small_things(env: dict[str, str], tmp_path: Path) -> None:
     done = kh({**nobody, "KEYHOUSE_URL": url, "KEYHOUSE_TOKEN": "kh_x"}, "locks")
     assert done.returncode == 1
     assert f"is the server running at {url}?" in one_sentence(done)
+    done = kh(nobody, "login", "--url", url, "--token", "kh_x")
+    assert done.returncode == 1
+    assert f"is the server running at {url}?" in one_sentence(done)
+
+    broken = Path(nobody["KEYHOUSE_CONFIG"])
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text("default = [\n")
+    done = kh(nobody, "locks")
+    assert done.returncode == 1
+    assert f"the config file {broken} is not valid TOML" in one_sentence(done)

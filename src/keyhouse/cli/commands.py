@@ -222,7 +222,14 @@ def login(
     """Check a token against a server and save them as a profile (the new default)."""
     if not token:
         fail("give the API token with --token (e.g. the kh_… printed by 'keyhouse serve')", 2)
-    from keyhouse.client import AuthError, Client, KeyhouseAPIError, KeyhouseClientError
+    from keyhouse.cli.common import unreachable
+    from keyhouse.client import (
+        AuthError,
+        Client,
+        ConnectionFailed,
+        KeyhouseAPIError,
+        KeyhouseClientError,
+    )
     from keyhouse.client.config import save_profile
 
     try:
@@ -232,6 +239,8 @@ def login(
         fail(f"the server refused the token: {exc.message}", EXIT_AUTH)
     except KeyhouseAPIError as exc:
         fail(exc.message)
+    except ConnectionFailed as exc:
+        fail(unreachable(url.rstrip("/"), exc.reason))
     except KeyhouseClientError as exc:
         fail(str(exc))
     profile = name or Profile.name or "default"

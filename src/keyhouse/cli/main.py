@@ -41,6 +41,8 @@ app = typer.Typer(
     help="Keyhouse: a self-hosted server that speaks the Nuki Web API.",
     no_args_is_help=True,
     add_completion=True,
+    # An unexpected error must not print the locals of every frame: they hold tokens.
+    pretty_exceptions_show_locals=False,
 )
 admin_app = typer.Typer(help="Manage accounts, tokens and locks (server running or not).")
 account_app = typer.Typer(help="Accounts.")
@@ -179,7 +181,12 @@ def serve(
         typer.echo("Your API token (shown once, keep it):")
         typer.echo(f"  {demo.token}")
         typer.echo(f"Try: curl -H 'Authorization: Bearer {demo.token}' {base}/smartlock")
-    typer.echo(local_profile(config, base, demo.token if demo is not None else None))
+    from keyhouse.client import KeyhouseClientError
+
+    try:
+        typer.echo(local_profile(config, base, demo.token if demo is not None else None))
+    except KeyhouseClientError as exc:  # a broken config file must not stop the server
+        typer.echo(f"Profile 'local' not saved: {exc}")
     mail = config.smtp_url or f"files in {config.mail_dir}"
     typer.echo(f"Invite mail goes to: {mail}")
     typer.echo(f"Guest links in invites start with: {config.guest_base_url}/guest/")

@@ -60,6 +60,13 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         return {}
+    except tomllib.TOMLDecodeError as exc:
+        from keyhouse.client.errors import KeyhouseClientError
+
+        raise KeyhouseClientError(
+            f"the config file {path} is not valid TOML ({exc}): fix it, or remove it and log "
+            "in again with 'keyhouse login'"
+        ) from None
 
 
 def load_profile(name: str | None = None) -> Profile | None:
