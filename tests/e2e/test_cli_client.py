@@ -395,3 +395,24 @@ def test_small_things(env: dict[str, str], tmp_path: Path) -> None:
     done = kh(nobody, "locks")
     assert done.returncode == 1
     assert f"the config file {broken} is not valid TOML" in one_sentence(done)
+
+
+def test_date_errors_speak_the_users_dates(env: dict[str, str]) -> None:
+    """Issue 15.8: the key's other end in the lock's days, not UTC instants."""
+    done = kh(env, "keys", "add", "--lock", "Front Door", "--name", "Dates", "--code", "345678",
+              "--from", "2026-12-01", "--until", "2027-01-31")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    done = kh(env, "keys", "edit", "--lock", "Front Door", "Dates", "--until", "2026-11-01")
+    assert done.returncode == 2
+    assert one_sentence(done).startswith(
+        "error: --until 2026-11-01 is before the key's first day, 2026-12-01 (Europe/Vienna)"
+    )
+    done = kh(env, "keys", "edit", "--lock", "Front Door", "Dates", "--from", "2027-02-01")
+    assert done.returncode == 2
+    assert "after the key's last day, 2027-01-31 (Europe/Vienna)" in one_sentence(done)
+    done = kh(env, "keys", "add", "--lock", "Front Door", "--name", "Back", "--code", "345679",
+              "--from", "2026-12-01", "--until", "2026-11-01")  # fmt: skip
+    assert done.returncode == 2
+    sentence = one_sentence(done)
+    assert sentence.startswith("error: --until 2026-11-01 is before --from 2026-12-01")
+    assert "UTC" not in sentence

@@ -416,6 +416,8 @@ def keys_edit(
     token: TokenOption = None,
 ) -> None:
     """Change a key: only the options given change."""
+    from keyhouse.rules.cli_input import check_date_order
+
     number = _code(code)
     with api(url, token) as client:
         found = find_lock(client, lock)
@@ -429,6 +431,15 @@ def keys_edit(
         if not fields:
             fail("nothing to change: give --name, --from, --until, --days, --time or --code", 2)
         target = find_key(client, found, key)
+        _usage(
+            lambda: check_date_order(
+                lock_timezone(found),
+                fields.get("allowed_from_date", target.allowed_from_date),
+                fields.get("allowed_until_date", target.allowed_until_date),
+                from_,
+                until,
+            )
+        )
         client.update_key(found.smartlock_id, target.id, **fields)
         _after_change(client, found, target.id, wait, as_json)
 

@@ -231,3 +231,36 @@ def key_fields(
             time_, time_name
         )
     return fields
+
+
+def local_day(instant: datetime, timezone: str, *, end: bool = False) -> str:
+    """The day (YYYY-MM-DD) an instant falls on in the lock's zone; with ``end``, the last day
+    an until-instant includes (an until at local midnight ends the day before)."""
+    local = instant.astimezone(_zone(timezone, "the key"))
+    if end and local.time() == time(0, 0):
+        local -= timedelta(days=1)
+    return local.date().isoformat()
+
+
+def check_date_order(
+    timezone: str,
+    start: datetime | None,
+    end: datetime | None,
+    from_: str | None,
+    until: str | None,
+) -> None:
+    """Refuse a change whose window would end before it starts, where one side is the key's
+    current value: in the user's words, and the key's side as a day in the lock's zone."""
+    if start is None or end is None or end > start:
+        return
+    if until and not from_:
+        raise ValueError(
+            f"--until {until.strip()} is before the key's first day, "
+            f"{local_day(start, timezone)} ({timezone}): give a later --until, or a --from too"
+        )
+    if from_ and not until:
+        raise ValueError(
+            f"--from {from_.strip()} is after the key's last day, "
+            f"{local_day(end, timezone, end=True)} ({timezone}): give an earlier --from, or an "
+            "--until too"
+        )
