@@ -344,6 +344,11 @@ def test_key_tables_show_whole_ids_and_windows_at_any_width(
     # an id from the table is what the other commands take
     done = kh(env, "keys", "disable", "--lock", "Front Door", ids[0])
     assert done.returncode == 0, done.stderr
+    # …and so is a unique start of one (ids of one lock share their first characters)
+    prefix = next(ids[1][:n] for n in range(6, 25) if not ids[0].startswith(ids[1][:n]))
+    done = kh(env, "keys", "disable", "--lock", "Front Door", prefix)
+    assert done.returncode == 0, done.stderr
+    assert all(not k["enabled"] for k in json.loads(kh(env, "keys", "--json").stdout))
 
     wide = kh({**env, "COLUMNS": "200"}, "keys")
     header = wide.stdout.splitlines()[0]

@@ -214,12 +214,15 @@ def find_user(client: Client, text: str) -> AccountUser:
 
 
 def find_key(client: Client, lock: Smartlock, text: str) -> SmartlockAuth:
-    """A key on ``lock`` by its id or its name."""
+    """A key on ``lock`` by its id or its name (or the start of its id, 6 characters or more,
+    if only one key's id starts so)."""
     keys = client.list_keys(lock.smartlock_id)
     by_id = [key for key in keys if key.id == text]
     if by_id:
         return by_id[0]
     named = [key for key in keys if key.name.lower() == text.lower()]
+    if not named and len(text) >= 6:
+        named = [key for key in keys if key.id.startswith(text.lower())]  # a unique id prefix
     return _one(named, "key", text, f"keyhouse keys --lock {lock.smartlock_id}")
 
 
