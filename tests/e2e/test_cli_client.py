@@ -221,6 +221,9 @@ def test_errors_are_one_sentence_with_exit_codes(env: dict[str, str]) -> None:
     done = kh(env, "users", "rm", "nobody@example.com")
     assert done.returncode == 2
     one_sentence(done)
+    done = kh(env, "keys", "--user", "999")
+    assert done.returncode == 2
+    assert one_sentence(done) == "error: no user '999': list them with 'keyhouse users'"
 
     done = kh(env, "keys", "add", "--lock", "Front Door", "--name", "Bad", "--code", "123456")
     assert done.returncode == 2  # checked before anything is sent: a usage error
@@ -393,6 +396,14 @@ def test_small_things(env: dict[str, str], tmp_path: Path) -> None:
     done = kh(nobody, "login", "--url", url, "--token", "kh_x")
     assert done.returncode == 1
     assert f"is the server running at {url}?" in one_sentence(done)
+
+    for bad_url in ("notaurl", "http://[::1"):
+        done = kh(nobody, "login", "--url", bad_url, "--token", "kh_x")
+        assert done.returncode == 2
+        assert one_sentence(done).startswith(f"error: --url {bad_url!r} is not a server address")
+        done = kh({**nobody, "KEYHOUSE_URL": bad_url, "KEYHOUSE_TOKEN": "kh_x"}, "locks")
+        assert done.returncode == 2
+        assert f"the server URL {bad_url!r} is not a server address" in one_sentence(done)
 
     broken = Path(nobody["KEYHOUSE_CONFIG"])
     broken.parent.mkdir(parents=True, exist_ok=True)

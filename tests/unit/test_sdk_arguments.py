@@ -67,3 +67,11 @@ def test_no_token_names_keyhouse_login(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert isinstance(caught.value, KeyhouseClientError)
     assert "keyhouse login --url URL --token TOKEN" in str(caught.value)
     assert "save_profile" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["notaurl", "http://[::1", "ftp://example.com"])
+def test_a_base_url_that_is_no_address_is_an_invalid_argument(url: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        Client(token="kh_x", base_url=url)
+    assert caught.value.field == "base_url"
+    assert caught.value.message.startswith(f"base_url {url!r} is not a server address")

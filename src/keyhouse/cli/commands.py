@@ -227,6 +227,7 @@ def login(
         AuthError,
         Client,
         ConnectionFailed,
+        InvalidArgument,
         KeyhouseAPIError,
         KeyhouseClientError,
     )
@@ -237,6 +238,8 @@ def login(
             count = len(client.list_smartlocks())
     except AuthError as exc:
         fail(f"the server refused the token: {exc.message}", EXIT_AUTH)
+    except InvalidArgument as exc:
+        fail(exc.message.replace("base_url", "--url", 1), EXIT_USAGE)
     except KeyhouseAPIError as exc:
         fail(exc.message)
     except ConnectionFailed as exc:

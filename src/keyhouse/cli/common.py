@@ -59,6 +59,12 @@ def api(url: str | None = None, token: str | None = None) -> Iterator[Client]:
     except AuthError as exc:
         fail(f"{exc.message} (log in with 'keyhouse login --url URL --token TOKEN')", EXIT_AUTH)
     except InvalidArgument as exc:
+        if exc.field == "base_url":  # from --url, KEYHOUSE_URL or the profile
+            fail(
+                exc.message.replace("base_url", "the server URL", 1)
+                + " (give it with --url, KEYHOUSE_URL or 'keyhouse login')",
+                EXIT_USAGE,
+            )
         fail(exc.message, EXIT_USAGE)
     except KeyhouseAPIError as exc:
         fail(exc.message)
@@ -208,9 +214,21 @@ def find_lock(client: Client, text: str) -> Smartlock:
 
 def find_user(client: Client, text: str) -> AccountUser:
     """A user by accountUserId or e-mail."""
+    from keyhouse.client import NotFound
+
     if text.isdigit():
-        return client.get_user(int(text))
-    return _one(client.list_users(email=text), "user", text, "keyhouse users")
+        try:
+            return client.get_user(int(text))
+        except NotFound:
+            fail(f"no user {text!r}: list them with 'keyhouse users'", EXIT_USAGE)
+    wanted = text.strip().lower()
+    found = client.list_users(email=text.strip())
+    return _one(
+        [user for user in found if user.email.lower() == wanted] or found,
+        "user",
+        text,
+        "keyhouse users",
+    )
 
 
 def find_key(client: Client, lock: Smartlock, text: str) -> SmartlockAuth:

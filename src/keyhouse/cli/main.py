@@ -311,6 +311,9 @@ def mail_list(
     ] = None,
 ) -> None:
     """Every e-mail in the outbox (all accounts), newest first, with its delivery status."""
+    statuses = ("pending", "sending", "sent", "failed", "unconfirmed")
+    if status is not None and status not in statuses:
+        _fail(f"--status {status!r} is not one of {', '.join(statuses)}", code=2)
     from rich.table import Table
     from sqlalchemy import select
 

@@ -20,6 +20,7 @@ from keyhouse.client.sync import (
     Steps,
     _given,
     answer_of,
+    check_base_url,
     http_request_args,
     resolve_settings,
 )
@@ -53,6 +54,7 @@ class AsyncClient:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.token, self.base_url = resolve_settings(token, base_url, profile)
+        check_base_url(self.base_url)
         self.retry = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,

@@ -66,6 +66,7 @@ __all__ = [
     "Operations",
     "RetryPolicy",
     "Sleep",
+    "check_base_url",
     "resolve_settings",
 ]
 
@@ -107,6 +108,24 @@ def resolve_settings(
             "once with 'keyhouse login --url URL --token TOKEN', which saves a profile"
         )
     return token, (base_url or DEFAULT_URL).rstrip("/")
+
+
+def check_base_url(url: str) -> None:
+    """Raise InvalidArgument unless ``url`` is an http(s) URL httpx can use."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        parsed, reason = None, str(exc)
+    else:
+        reason = "it needs http:// or https:// and a host"
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise InvalidArgument(
+            0,
+            f"base_url {url!r} is not a server address ({reason}): write it as "
+            "http://host:port, e.g. http://127.0.0.1:8080",
+            "base_url",
+            "url",
+        )
 
 
 @dataclass(frozen=True)
@@ -555,6 +574,7 @@ class Client:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.token, self.base_url = resolve_settings(token, base_url, profile)
+        check_base_url(self.base_url)
         self.retry = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
         self._http = httpx.Client(
             base_url=self.base_url,
