@@ -153,6 +153,23 @@ def test_sim_names_locks_and_keys_and_speaks_the_locks_time(server: LiveServer) 
     inside = sim(server, "keypad", "Front Door", "345678", "--at", "2026-12-07T08:30")
     assert inside.returncode == 0, inside.stderr
     assert inside.stdout == "opened: inside the key's window\n"
+    log = subprocess.run(
+        [sys.executable, "-m", "keyhouse", "log", "--lock", "Front Door"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "KEYHOUSE_URL": server.url,
+            "KEYHOUSE_TOKEN": server.token,
+            "HOME": str(server.data.parent),
+            "KEYHOUSE_CONFIG": str(server.data.parent / "log-config.toml"),
+            "COLUMNS": "200",
+        },
+        check=False,
+    )
+    assert log.returncode == 0, log.stderr
+    assert "date (lock's time)" in log.stdout and "2026-12-07 08:30" in log.stdout, log.stdout
     date_only = sim(server, "keypad", "front door", "345678", "--at", "2026-12-07")
     assert date_only.returncode == 2
     assert date_only.stderr.startswith("error: --at '2026-12-07' is a date without a time")

@@ -119,6 +119,16 @@ def _usage(action: Callable[[], T]) -> T:
         fail(str(exc), EXIT_USAGE)
 
 
+def _in_zone(moment: Any, timezone: str) -> Any:
+    """A date-time in the lock's time zone (unchanged if the zone is unknown)."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        return moment.astimezone(ZoneInfo(timezone)) if moment is not None else None
+    except (ValueError, KeyError):
+        return moment
+
+
 def _row(**values: Any) -> Any:
     from types import SimpleNamespace
 
@@ -587,23 +597,27 @@ def log(
     if as_json:
         emit(entries, [], True)
         return
-    names = {item.smartlock_id: item.name for item in all_locks}
-    rows = [
-        _row(
-            date=entry.date,
-            lock=names.get(entry.smartlock_id, entry.smartlock_id),
-            name=entry.name,
-            action=_word(ACTIONS, entry.action),
-            trigger=_word(TRIGGERS, entry.trigger),
-            state=_word(LOG_STATES, entry.state),
-            error=entry.error,
+    by_id = {item.smartlock_id: item for item in all_locks}
+    rows = []
+    for entry in entries:
+        found = by_id.get(entry.smartlock_id)
+        rows.append(
+            _row(
+                # in the lock's time, as the user gives times to `sim --at` and `--time`
+                date=_in_zone(entry.date, lock_timezone(found) if found else "UTC"),
+                lock=found.name if found else entry.smartlock_id,
+                name=entry.name,
+                action=_word(ACTIONS, entry.action),
+                trigger=_word(TRIGGERS, entry.trigger),
+                state=_word(LOG_STATES, entry.state),
+                error=entry.error,
+            )
         )
-        for entry in entries
-    ]
     columns = [
-        (title, title) for title in ("date", "lock", "name", "action", "trigger", "state", "error")
+        ("date (lock's time)", "date"),
+        *((title, title) for title in ("lock", "name", "action", "trigger", "state", "error")),
     ]
-    emit(rows, columns, False, whole=("date",), empty="no entries")
+    emit(rows, columns, False, whole=("date (lock's time)",), empty="no entries")
 
 
 def _act(lock: str, what: str, url: str | None, token: str | None) -> None:

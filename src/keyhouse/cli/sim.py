@@ -61,10 +61,8 @@ def _set_online(lock: str, online: bool, url: str | None, token: str | None) -> 
         state = client.set_emulator(found.smartlock_id, online=online)
     name = f"{found.name} ({found.smartlock_id})"
     if not state.online:
-        typer.echo(
-            f"{name} is offline; {queued} change(s) queued for it, more queue until it is "
-            "back online"
-        )
+        waiting = f" ({queued} already queued)" if queued else ""
+        typer.echo(f"{name} is offline: changes queue until it is back online{waiting}")
         return
     applied = max(queued - state.pending_operations, 0)
     left = f", {state.pending_operations} still queued" if state.pending_operations else ""
