@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -181,6 +182,8 @@ def serve(
         typer.echo("Your API token (shown once, keep it):")
         typer.echo(f"  {demo.token}")
         typer.echo(f"Try: curl -H 'Authorization: Bearer {demo.token}' {base}/smartlock")
+    else:
+        typer.echo(_token_hint(runtime, config))
     from keyhouse.client import KeyhouseClientError
 
     try:
@@ -192,6 +195,21 @@ def serve(
     typer.echo(f"Guest links in invites start with: {config.guest_base_url}/guest/")
     typer.echo(f"Swagger UI: {base}/docs")
     uvicorn.run(create_app(runtime=runtime), host=host, port=port, log_level="info")
+
+
+def _token_hint(runtime, config: Settings) -> str:  # type: ignore[no-untyped-def]
+    """What a later start says about tokens, which are shown only once."""
+    from sqlalchemy import select
+
+    from keyhouse.store.models import Account
+
+    with runtime.db.session() as session:
+        first = session.scalar(select(Account.id).order_by(Account.id))
+    data = "" if config.database_url else f"--data {config.data} "
+    return (
+        "API tokens are shown only when made (the demo token at the first start); "
+        f"'keyhouse {data}admin token create --account {first or 'ID'}' makes another."
+    )
 
 
 def local_profile(config: Settings, base: str, token: str | None) -> str:
@@ -252,6 +270,41 @@ def account_create(
     account_id = _admin(lambda s, _r: create_account(s, email=email, name=name).id, create=True)
     typer.echo(f"Created account {account_id} ({email}).")
     typer.echo(account_id)
+
+
+@account_app.command("list")
+def account_list() -> None:
+    """Every account in the data folder, with its locks and tokens."""
+    from sqlalchemy import func, select
+
+    from keyhouse.cli.common import emit
+    from keyhouse.store.models import Account, ApiToken, Smartlock
+
+    def rows(session, _runtime):  # type: ignore[no-untyped-def]
+        locks = dict(
+            session.execute(
+                select(Smartlock.account_id, func.count()).group_by(Smartlock.account_id)
+            ).all()
+        )
+        tokens = dict(
+            session.execute(
+                select(ApiToken.account_id, func.count()).group_by(ApiToken.account_id)
+            ).all()
+        )
+        return [
+            SimpleNamespace(
+                id=account.id,
+                email=account.email,
+                name=account.name,
+                locks=locks.get(account.id, 0),
+                tokens=tokens.get(account.id, 0),
+                created=account.created_at,
+            )
+            for account in session.scalars(select(Account).order_by(Account.id))
+        ]
+
+    columns = [(title, title) for title in ("id", "email", "name", "locks", "tokens", "created")]
+    emit(_admin(rows), columns, False, empty="no accounts")
 
 
 @token_app.command("create")
@@ -412,6 +465,44 @@ def lock_set(
     typer.echo(
         f"smartlock {lock_id}: {word}, latency {state.latency_ms} ms, fault {state.fault or 'none'}"
     )
+
+
+@lock_app.command("rename")
+def lock_rename(
+    lock: Annotated[str, typer.Argument(help="The lock: its name or smartlockId")],
+    name: Annotated[str, typer.Option("--name", help="The new name")],
+) -> None:
+    """Give a virtual lock a new name (names are how the CLI finds a lock, so they stay unique
+    in their account)."""
+    from sqlalchemy import func, select
+
+    from keyhouse.store.models import Smartlock
+
+    new = name.strip()
+    if not new or len(new) > 200:
+        _fail("--name must have 1 to 200 characters", code=2)
+
+    def rename(session, _runtime):  # type: ignore[no-untyped-def]
+        found = session.get(Smartlock, _virtual_lock(session, lock))
+        clash = session.scalar(
+            select(Smartlock.id).where(
+                Smartlock.account_id == found.account_id,
+                Smartlock.id != found.id,
+                func.lower(Smartlock.name) == new.lower(),
+            )
+        )
+        if clash is not None:
+            _fail(
+                f"account {found.account_id} already has a lock called {new!r} (smartlockId "
+                f"{clash}): choose another name",
+                code=2,
+            )
+        old_name, found.name = found.name, new
+        return found.id, old_name
+
+    lock_id, old_name = _admin(rename)
+    typer.echo(f"Renamed smartlock {lock_id} from {old_name!r} to {new!r}.")
+    typer.echo(lock_id)
 
 
 GLOBAL_OPTIONS = ("--data", "--profile")
