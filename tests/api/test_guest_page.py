@@ -251,7 +251,7 @@ def test_a_german_users_page_is_all_german(tenant: Tenant) -> None:
 def test_a_german_user_gets_the_note_in_german_and_the_refusal_too(tenant: Tenant) -> None:
     _key, secret = guest_key(tenant, language="de", remote=False)
     page = tenant.client.get(f"/guest/{secret}")
-    assert_page(page, 200, "Jetzt gültig", "Dieser Schlüssel funktioniert nur direkt an der Tür")
+    assert_page(page, 200, "Jetzt gültig", "Dieser Schlüssel kann die Tür nicht von dieser Seite")
     assert 'id="open"' not in page.text
     assert_no_english(page)
 
@@ -429,7 +429,12 @@ def test_open_outside_the_window_is_refused_by_the_lock(tenant: Tenant) -> None:
 def test_a_key_without_remote_use_shows_no_button_and_the_lock_refuses(tenant: Tenant) -> None:
     key, secret = guest_key(tenant, remote=False)
     page = tenant.client.get(f"/guest/{secret}")
-    assert_page(page, 200, "Valid now", "This key only works near the door with the app.")
+    # Issue 15.14: the guest learns what they can do, not about an app Keyhouse does not have
+    assert_page(page, 200, "Valid now", "This key can't open the door from this page")
+    assert "Ask the person who invited you to allow remote use, or for a keypad code." in (
+        page.text
+    )
+    assert "with the app." not in page.text
     assert 'id="open"' not in page.text
 
     answer = open_door(tenant.client, secret)

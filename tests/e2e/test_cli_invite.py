@@ -493,3 +493,31 @@ def test_invite_in_the_guests_language(
     subjects = {message["To"]: subject_of(message) for message in messages}
     assert subjects["emil@example.com"] == "Ihr Schlüssel für Flat 2: Emil"
     assert subjects["fay@example.com"] == "Your key to Flat 2: Fay"
+
+
+def test_an_app_key_without_remote_use_is_flagged_to_the_owner(
+    live_server: LiveServer, run, tmp_path: Path
+) -> None:
+    """Issue 15.14: Keyhouse has no app, so such a key can't be used from the guest link."""
+    done = run("invite", "--lock", "Flat 2", "--email", "ida@example.com", "--name", "Ida")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("warning: 'Ida' is an app key without remote use")
+    assert "--remote" in done.stderr and "--code" in done.stderr
+    for extra in (["--remote"], ["--code", "345678"]):
+        lock = "Flat 2" if extra == ["--remote"] else "Front Door"
+        done = run("invite", "--lock", lock, "--email", "jo@example.com", "--name", "Jo", *extra)
+        assert done.returncode == 0, done.stderr
+        assert "warning" not in done.stderr
+    done = run("keys", "add", "--lock", "Front Door", "--name", "Ida 2", "--user",
+               "ida@example.com")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("warning: 'Ida 2' is an app key without remote use")
+
+    path = tmp_path / "guests.csv"
+    path.write_text(
+        "email,name,lock,remote\nkim@example.com,Kim,Flat 2,no\nlea@example.com,Lea,Flat 2,yes\n",
+        encoding="utf-8",
+    )
+    done = run("invite", "--csv", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "warning: 1 app key(s) without remote use (kim@example.com)" in done.stderr

@@ -10,6 +10,7 @@ import typer
 from keyhouse.cli.common import (
     EXIT_AUTH,
     EXIT_USAGE,
+    STRANDED_WARNING,
     JsonOption,
     Profile,
     TokenOption,
@@ -21,6 +22,7 @@ from keyhouse.cli.common import (
     find_lock,
     find_user,
     lock_timezone,
+    stranded_app_key,
     validity_of,
 )
 
@@ -408,6 +410,8 @@ def keys_add(
         if wait:
             key = client.wait_for_key(found.smartlock_id, key.id)
         _show_keys(client, [key], as_json, [found])
+    if stranded_app_key(key):
+        typer.echo(STRANDED_WARNING.format(what=repr(key.name)), err=True)
 
 
 @keys_app.command("edit")

@@ -264,3 +264,16 @@ def validity_of(key: SmartlockAuth, timezone: str) -> str:
         )
     except ValueError:
         return f"(unknown time zone {timezone})"
+
+
+def stranded_app_key(key: SmartlockAuth) -> bool:
+    """An app key without remote use on Keyhouse (which answers with ``syncState``): Keyhouse
+    has no app and sends no Nuki app invite, so its guest link can't open the door with it."""
+    return key.type == 0 and not key.remote_allowed and key.sync_state is not None
+
+
+STRANDED_WARNING = (
+    "warning: {what} is an app key without remote use: Keyhouse sends no Nuki app invite, so "
+    "the guest can't open the door with it from the guest link; allow remote use (--remote), "
+    "or give a keypad code (--code)"
+)

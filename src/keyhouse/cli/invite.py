@@ -13,12 +13,14 @@ import typer
 from keyhouse.cli.common import (
     EXIT_API,
     EXIT_USAGE,
+    STRANDED_WARNING,
     TokenOption,
     UrlOption,
     api,
     fail,
     find_lock,
     lock_timezone,
+    stranded_app_key,
     validity_of,
 )
 
@@ -364,6 +366,8 @@ def _single(
     )
     typer.echo(f"valid: {validity_of(key, timezone)}")
     typer.echo(f"sync:  {key.sync_state or 'unknown'}")
+    if stranded_app_key(key):
+        typer.echo(STRANDED_WARNING.format(what=repr(key.name)), err=True)
 
 
 # --- a CSV of guests --------------------------------------------------------------------------
@@ -430,7 +434,12 @@ def _csv_lock(locks: list[Smartlock], text: str) -> Smartlock:
 
 
 def _csv_row(
-    client: Client, locks: list[Smartlock], row: dict[str, str], wait: bool, dry_run: bool
+    client: Client,
+    locks: list[Smartlock],
+    row: dict[str, str],
+    wait: bool,
+    dry_run: bool,
+    stranded: list[str],
 ) -> tuple[str, str]:
     """Invite one CSV row: its outcome (ok, updated, unchanged, or a dry run's "plan") and
     the tail of its result line; raises RowError if it can't be done."""
@@ -456,6 +465,8 @@ def _csv_row(
     if dry_run:
         return "plan", _describe_plan(plan)
     done = _apply(client, plan, wait)
+    if stranded_app_key(done.key):
+        stranded.append(row["email"])
     tail = f"{row['email']} key {done.key.id} on {lock.name}"
     if done.action == "updated":
         return "updated", f"{tail} ({done.changed})"
@@ -470,6 +481,7 @@ def _batch(path: Path, wait: bool, dry_run: bool, url: str | None, token: str | 
 
     rows = _read_csv(path)
     counts = {"ok": 0, "updated": 0, "unchanged": 0, "plan": 0, "failed": 0}
+    stranded: list[str] = []
     err = Console(stderr=True)
     with api(url, token) as client:
         locks = client.list_smartlocks()
@@ -489,7 +501,7 @@ def _batch(path: Path, wait: bool, dry_run: bool, url: str | None, token: str | 
             task = progress.add_task("invite", total=len(rows))
             for number, row in rows:
                 try:
-                    outcome, tail = _csv_row(client, locks, row, wait, dry_run)
+                    outcome, tail = _csv_row(client, locks, row, wait, dry_run, stranded)
                     shown = tail if outcome == "plan" else f"{outcome} {tail}"
                     line = f"row {number}: {shown}"
                 except RowError as exc:
@@ -512,6 +524,14 @@ def _batch(path: Path, wait: bool, dry_run: bool, url: str | None, token: str | 
             f"{counts['unchanged']} unchanged, {counts['failed']} failed."
         )
     typer.echo(summary, err=True)
+    if stranded:
+        shown = ", ".join(stranded[:3]) + (", …" if len(stranded) > 3 else "")
+        typer.echo(
+            f"warning: {len(stranded)} app key(s) without remote use ({shown}): Keyhouse sends "
+            "no Nuki app invite, so these guests can't open the door from the guest link; set "
+            "remote to yes, or give a code",
+            err=True,
+        )
     if counts["failed"]:
         raise typer.Exit(EXIT_API)
 

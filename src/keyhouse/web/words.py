@@ -34,7 +34,11 @@ WORDS: dict[str, dict[str, str]] = {
             "(it is in your e-mail; it is not shown here)."
         ),
         "note.not_an_app_key": "This key can't open the door from a browser.",
-        "note.not_remote": "This key only works near the door with the app.",
+        "note.not_remote": (
+            "This key can't open the door from this page: it is not allowed to open from afar, "
+            "and Keyhouse has no app to use it at the door. Ask the person who invited you to "
+            "allow remote use, or for a keypad code."
+        ),
         "note.not_valid_now": "You can open the door from here while the key is valid: {validity}.",
         "note.not_on_lock": "The key is not on the lock yet; reload this page in a moment.",
         "someone": "the person who invited you",
@@ -118,7 +122,12 @@ WORDS: dict[str, dict[str, str]] = {
             "Tür ein (er steht in Ihrer E-Mail; hier wird er nicht angezeigt)."
         ),
         "note.not_an_app_key": "Dieser Schlüssel kann die Tür nicht im Browser öffnen.",
-        "note.not_remote": "Dieser Schlüssel funktioniert nur direkt an der Tür mit der App.",
+        "note.not_remote": (
+            "Dieser Schlüssel kann die Tür nicht von dieser Seite aus öffnen: Er darf nicht aus "
+            "der Ferne öffnen, und Keyhouse hat keine App, um ihn an der Tür zu benutzen. Bitten "
+            "Sie die Person, die Sie eingeladen hat, den Fernzugriff zu erlauben oder Ihnen "
+            "einen Tastaturcode zu geben."
+        ),
         "note.not_valid_now": (
             "Sie können die Tür von hier aus öffnen, solange der Schlüssel gilt: {validity}."
         ),
