@@ -125,6 +125,19 @@ def _error_responses() -> dict[str, Any]:
     }
 
 
+def _plain(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional parameter's ``anyOf: [X, null]`` as X: a parameter left out is simply
+    absent, and Swagger UI would otherwise show ``integer | (integer | null)``."""
+    options = schema.get("anyOf")
+    if not isinstance(options, list):
+        return schema
+    real = [option for option in options if option != {"type": "null"}]
+    if len(real) != 1 or len(real) == len(options):
+        return schema
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**real[0], **rest}
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -153,6 +166,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     document["security"] = [{"bearerAuth": []}]
     for path in document.get("paths", {}).values():
         for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _plain(parameter.get("schema", {}))
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             for status, answer in _error_responses().items():
