@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon-32x32.png",
+            # Not tryItOutEnabled: with it, the first click on "Try it out" turns try-out off
+            # and only a second one shows Execute.
             swagger_ui_parameters={"persistAuthorization": True},
         )
 

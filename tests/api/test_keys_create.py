@@ -621,3 +621,24 @@ def test_true_or_false_is_not_read_as_a_number(tenant: Tenant, user: int, field:
     body[field] = True
     error = refused(tenant, body, field=field)
     assert "must be a number, not true" in error["detailMessage"]
+
+
+def test_a_code_sent_as_text_is_judged_as_written(tenant: Tenant) -> None:
+    """Issue 15.11: "000000" is not reported as "code 0"."""
+    body = {"name": "Zeros", "type": 13, "remoteAllowed": False, "code": "000000"}
+    error = refused(tenant, body, field="code", rule="digits_1_to_9")
+    assert error["detailMessage"].startswith("code '000000' is not valid")
+    error = refused(tenant, {**body, "code": "034567"}, field="code")
+    assert error["detailMessage"].startswith("code '034567' is not valid")
+    assert accepted(tenant, **{**body, "code": "345678"})["code"] == 345678
+
+
+def test_a_missing_field_does_not_hide_a_bad_code(tenant: Tenant) -> None:
+    """Issue 15.11: the bad code is reported first, the missing remoteAllowed with it."""
+    for code in (123456, "000000"):
+        error = refused(tenant, {"name": "Code", "type": 13, "code": code})
+        assert error["field"] == "code", error
+        assert error["detailMessage"].startswith(f"code {code!r} is not valid"), error
+        assert "1 more problem" in error["detailMessage"]
+        found = [(p["field"], p["rule"]) for p in error["problems"]]
+        assert found[1] == ("remoteAllowed", "required")

@@ -188,6 +188,28 @@ def test_every_operation_uses_bearer_auth(document: dict[str, Any]) -> None:
                 assert {name: []} in operation["security"], (path, verb)
 
 
+def test_optional_parameters_are_plain_types(document: dict[str, Any]) -> None:
+    """Issue 15.16: Swagger UI showed `integer | (integer | null)` for an optional filter."""
+    seen = 0
+    for path in document["paths"].values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                assert "anyOf" not in schema, (parameter["name"], schema)
+                assert "type" in schema or "$ref" in schema or "enum" in schema, parameter
+                seen += 1
+    assert seen > 10
+    (get_locks,) = [document["paths"]["/smartlock"]["get"]]
+    kinds = {p["name"]: p["schema"]["type"] for p in get_locks["parameters"]}
+    assert kinds == {"authId": "integer", "type": "integer"}
+
+
+def test_swagger_ui_shows_execute_after_one_click(client: TestClient) -> None:
+    """Issue 15.16: with tryItOutEnabled the first "Try it out" click turned try-out off
+    (tests/browser/test_swagger_browser.py clicks it in Chromium)."""
+    assert "tryItOutEnabled" not in client.get("/docs").text
+
+
 def test_every_request_body_has_an_example(document: dict[str, Any]) -> None:
     seen = 0
     for path, item in document["paths"].items():

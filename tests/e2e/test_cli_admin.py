@@ -296,6 +296,86 @@ def test_keyhouse_data_env_var_works_in_place_of_data_option(
     assert accounts_in(folder) == 1
 
 
+def test_account_list_and_lock_rename(data: Path) -> None:
+    """Issue 15.12: the admin verbs people reach for."""
+    empty = keyhouse("admin", "account", "create", "--email", "a@example.com", data=data)
+    assert empty.returncode == 0
+    second = create_account(data, "b@example.com", "--name", "Bea")
+    create_token(data, second)
+    front = add_lock(data, second, "Front Door")
+    add_lock(data, second, "Flat 2")
+    done = keyhouse("admin", "account", "list", data=data, env={"COLUMNS": "120"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["id", "┃", "email", "┃", "name", "┃", "locks", "┃", "tokens",
+                                "┃", "created"]  # fmt: skip
+    assert lines[2].split()[:7] == ["1", "│", "a@example.com", "│", "a", "│", "0"]
+    assert lines[3].split()[:10] == ["2", "│", "b@example.com", "│", "Bea", "│", "2", "│",
+                                     "1", "│"]  # fmt: skip
+
+    done = keyhouse("admin", "lock", "rename", "front door", "--name", "Back Door", data=data)
+    assert last_line(done) == str(front)
+    assert "from 'Front Door' to 'Back Door'" in done.stdout
+    clash = keyhouse("admin", "lock", "rename", str(front), "--name", "FLAT 2", data=data)
+    assert clash.returncode == 1  # refused by the store, like an API error
+    assert clash.stderr.startswith("error: account 2 already has a lock called 'FLAT 2'")
+    with sqlite3.connect(data / "keyhouse.db") as connection:
+        names = connection.execute("select name from smartlocks order by name").fetchall()
+    assert [name for (name,) in names] == ["Back Door", "Flat 2"]
+
+    # remove: refused while the lock has keys, unless they go with it
+    with sqlite3.connect(data / "keyhouse.db") as connection:
+        connection.execute(
+            "insert into smartlock_auths (id, account_id, smartlock_id, type, name, enabled,"
+            " remote_allowed, smart_actions_enabled, code, lock_count, created_at, updated_at,"
+            " deleting) values ('6b0000000000000000000009', 2, ?, 13, 'Cleaner', 1, 0, 0,"
+            " 345678, 0, '2026-12-01 10:00:00', '2026-12-01 10:00:00', 0)",
+            (front,),
+        )
+    refused = keyhouse("admin", "lock", "remove", "Back Door", data=data)
+    assert refused.returncode == 1
+    assert "still has 1 key(s)" in refused.stderr and "--with-keys" in refused.stderr
+    done = keyhouse("admin", "lock", "remove", "Back Door", "--with-keys", data=data)
+    assert last_line(done) == str(front)
+    assert "and 1 key(s)" in done.stdout
+    with sqlite3.connect(data / "keyhouse.db") as connection:
+        left = connection.execute("select count(*) from smartlock_auths").fetchone()[0]
+        names = connection.execute("select name from smartlocks").fetchall()
+    assert (left, names) == (0, [("Flat 2",)])
+
+
+def test_admin_commands_refuse_a_data_folder_without_a_store(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    """Issue 15.5: no empty table, exit 0 and a new ~/.local/share/keyhouse/keyhouse.db."""
+    default = isolated_home / ".local" / "share" / "keyhouse"
+    for args in (
+        ("admin", "mail", "list"),
+        ("admin", "lock", "set", "1", "--offline"),
+        ("admin", "token", "create", "--account", "1"),
+        ("admin", "lock", "add", "--account", "1", "--name", "X"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "keyhouse", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert done.stderr.startswith(f"error: no Keyhouse store in {default} "), done.stderr
+        assert "--data" in done.stderr and "Traceback" not in done.stderr
+        assert done.stdout == ""
+    assert not (default / "keyhouse.db").exists()
+    empty = tmp_path / "empty"
+    done = keyhouse("admin", "mail", "list", data=empty)
+    assert done.returncode == 2 and f"no Keyhouse store in {empty} " in done.stderr
+    assert not (empty / "keyhouse.db").exists()
+    # the command that creates things still starts a store
+    assert create_account(empty) == 1
+    assert keyhouse("admin", "mail", "list", data=empty).returncode == 0
+
+
 # --- serve ------------------------------------------------------------------------------------
 
 
@@ -371,6 +451,11 @@ def test_first_serve_prints_a_token_and_the_docs_and_a_restart_seeds_nothing(
         assert "First start" not in text
         assert again.token == ""  # no new token printed
         assert again.lock_ids == []
+        # …but it says how to make one (issue 15.12)
+        assert (
+            "API tokens are shown only when made (the demo token at the first start); "
+            f"'keyhouse --data {data} admin token create --account 1' makes another." in text
+        )
         assert f"Swagger UI: {again.url}/docs" in text
         # the first token still works, on the same two locks
         answer = httpx.get(f"{again.url}/smartlock", headers=server.headers)

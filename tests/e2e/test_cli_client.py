@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -220,9 +221,12 @@ def test_errors_are_one_sentence_with_exit_codes(env: dict[str, str]) -> None:
     done = kh(env, "users", "rm", "nobody@example.com")
     assert done.returncode == 2
     one_sentence(done)
+    done = kh(env, "keys", "--user", "999")
+    assert done.returncode == 2
+    assert one_sentence(done) == "error: no user '999': list them with 'keyhouse users'"
 
     done = kh(env, "keys", "add", "--lock", "Front Door", "--name", "Bad", "--code", "123456")
-    assert done.returncode == 1
+    assert done.returncode == 2  # checked before anything is sent: a usage error
     assert "must not start with 12" in one_sentence(done)
 
     done = kh(
@@ -277,13 +281,154 @@ def test_serve_writes_a_local_profile_on_first_start(tmp_path: Path) -> None:
         process.terminate()
         process.wait(10)
 
-    # A second server (a new data folder) leaves the existing profile file alone.
+    # A second server (a new data folder) keeps the profile, and says so (issue 15.6).
     before = config.read_text()
-    process, server = start_server(tmp_path / "other", env)
+    first_url = server.url
+    process, other = start_server(tmp_path / "other", env)
     try:
-        assert server.token and server.token not in config.read_text()
+        assert other.token and other.token not in config.read_text()
         assert config.read_text() == before
-        assert not any("profile 'local'" in line for line in server.output)
+        (line,) = [line for line in other.output if "profile 'local'" in line.lower()]
+        assert line.startswith(f"Profile 'local' kept: it points at {first_url}, data folder ")
+        assert f"'keyhouse login --name local --url {other.url} --token {other.token}'" in line
     finally:
         process.terminate()
         process.wait(10)
+
+    # The first data folder, its store made anew: its profile follows the new token.
+    (tmp_path / "data" / "keyhouse.db").unlink()
+    process, again = start_server(tmp_path / "data", env)
+    try:
+        assert any(line.startswith("Updated profile 'local'") for line in again.output)
+        assert again.token in config.read_text() and again.url in config.read_text()
+        done = kh(env, "locks")
+        assert done.returncode == 0, done.stderr
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    # A config file with only another profile gets 'local' beside it; the default stays.
+    config.write_text('default = "work"\n\n[profiles.work]\nurl = "http://x"\ntoken = "kh_x"\n')
+    process, fresh = start_server(tmp_path / "fresh", env)
+    try:
+        text = config.read_text()
+        assert 'default = "work"' in text and fresh.token in text
+        assert any("keyhouse --profile local locks" in line for line in fresh.output)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+WINDOW = "Mon–Fri, 08:00–18:00, 1 Dec 2026 – 31 Jan 2027, Europe/Vienna time"
+
+
+def test_key_tables_show_whole_ids_and_windows_at_any_width(
+    env: dict[str, str], live_server: LiveServer
+) -> None:
+    """Issue 15.10: at 80 columns no id is cut and no window wraps; wider, a table; without a
+    terminal (and no COLUMNS), nothing is cut either."""
+    done = kh(env, "users", "add", "anna@example.com", "--name", "Anna")
+    assert done.returncode == 0, done.stderr
+    for name in ("Anna", "Anna 2"):
+        done = kh(env, "keys", "add", "--lock", "Front Door", "--name", name,
+                  "--user", "anna@example.com", "--from", "2026-12-01", "--until", "2027-01-31",
+                  "--days", "mon-fri", "--time", "08:00-18:00")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    ids = [key["id"] for key in json.loads(kh(env, "keys", "--json").stdout)]
+    assert len(ids) == 2
+
+    narrow = kh({**env, "COLUMNS": "80"}, "keys")
+    assert narrow.returncode == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), narrow.stdout
+    for key_id in ids:
+        assert any(line.startswith(key_id) for line in lines), narrow.stdout
+    assert sum(WINDOW in line for line in lines) == 2, narrow.stdout
+    # an id from the table is what the other commands take
+    done = kh(env, "keys", "disable", "--lock", "Front Door", ids[0])
+    assert done.returncode == 0, done.stderr
+    # …and so is a unique start of one (ids of one lock share their first characters)
+    prefix = next(ids[1][:n] for n in range(6, 25) if not ids[0].startswith(ids[1][:n]))
+    done = kh(env, "keys", "disable", "--lock", "Front Door", prefix)
+    assert done.returncode == 0, done.stderr
+    assert all(not k["enabled"] for k in json.loads(kh(env, "keys", "--json").stdout))
+
+    wide = kh({**env, "COLUMNS": "200"}, "keys")
+    header = wide.stdout.splitlines()[0]
+    assert "window" in header and "syncState" in header
+    rows = wide.stdout.splitlines()[2:]
+    assert len(rows) == 2 and all(WINDOW in row for row in rows)
+
+    piped = {k: v for k, v in env.items() if k != "COLUMNS"}
+    done = kh(piped, "keys")
+    assert len(done.stdout.splitlines()) == 4 and all(i in done.stdout for i in ids)
+
+
+def test_small_things(env: dict[str, str], tmp_path: Path) -> None:
+    """Issue 15.11: --version, no <bool> after flags, "no entries", and hints that name
+    `keyhouse login` and the server's address."""
+    done = kh(env, "--version")
+    assert done.returncode == 0 and done.stdout.startswith("keyhouse ")
+    for command in (["--help"], ["keys", "add", "--help"], ["invite", "--help"]):
+        done = kh(env, *command)
+        assert done.returncode == 0 and "<bool>" not in done.stdout, command
+
+    done = kh(env, "log")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "no entries\n"
+    done = kh(env, "keys")
+    assert done.stdout == "no keys\n"
+
+    nobody = clean_env(tmp_path)
+    done = kh(nobody, "locks")
+    assert done.returncode == 4
+    sentence = one_sentence(done)
+    assert "keyhouse login --url URL --token TOKEN" in sentence
+    assert "save_profile" not in sentence
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    done = kh({**nobody, "KEYHOUSE_URL": url, "KEYHOUSE_TOKEN": "kh_x"}, "locks")
+    assert done.returncode == 1
+    assert f"is the server running at {url}?" in one_sentence(done)
+    done = kh(nobody, "login", "--url", url, "--token", "kh_x")
+    assert done.returncode == 1
+    assert f"is the server running at {url}?" in one_sentence(done)
+
+    for bad_url in ("notaurl", "http://[::1"):
+        done = kh(nobody, "login", "--url", bad_url, "--token", "kh_x")
+        assert done.returncode == 2
+        assert one_sentence(done).startswith(f"error: --url {bad_url!r} is not a server address")
+        done = kh({**nobody, "KEYHOUSE_URL": bad_url, "KEYHOUSE_TOKEN": "kh_x"}, "locks")
+        assert done.returncode == 2
+        assert f"the server URL {bad_url!r} is not a server address" in one_sentence(done)
+
+    broken = Path(nobody["KEYHOUSE_CONFIG"])
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text("default = [\n")
+    done = kh(nobody, "locks")
+    assert done.returncode == 1
+    assert f"the config file {broken} is not valid TOML" in one_sentence(done)
+
+
+def test_date_errors_speak_the_users_dates(env: dict[str, str]) -> None:
+    """Issue 15.8: the key's other end in the lock's days, not UTC instants."""
+    done = kh(env, "keys", "add", "--lock", "Front Door", "--name", "Dates", "--code", "345678",
+              "--from", "2026-12-01", "--until", "2027-01-31")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    done = kh(env, "keys", "edit", "--lock", "Front Door", "Dates", "--until", "2026-11-01")
+    assert done.returncode == 2
+    assert one_sentence(done).startswith(
+        "error: --until 2026-11-01 is before the key's first day, 2026-12-01 (Europe/Vienna)"
+    )
+    done = kh(env, "keys", "edit", "--lock", "Front Door", "Dates", "--from", "2027-02-01")
+    assert done.returncode == 2
+    assert "after the key's last day, 2027-01-31 (Europe/Vienna)" in one_sentence(done)
+    done = kh(env, "keys", "add", "--lock", "Front Door", "--name", "Back", "--code", "345679",
+              "--from", "2026-12-01", "--until", "2026-11-01")  # fmt: skip
+    assert done.returncode == 2
+    sentence = one_sentence(done)
+    assert sentence.startswith("error: --until 2026-11-01 is before --from 2026-12-01")
+    assert "UTC" not in sentence

@@ -200,7 +200,7 @@ def test_usage_errors_exit_2_before_anything_is_created(live_server: LiveServer,
     assert missing.returncode == 2 and "--email, --name" in missing.stderr
     bad_code = run("invite", "--lock", "Front Door", "--email", "a@example.com", "--name", "A",
                    "--code", "123456")  # fmt: skip
-    assert bad_code.returncode == 1 and "must not start with 12" in bad_code.stderr
+    assert bad_code.returncode == 2 and "must not start with 12" in bad_code.stderr
     lock = keypad_lock(live_server)
     assert get(live_server, f"/smartlock/{lock['smartlockId']}/auth") == []
 
@@ -239,7 +239,7 @@ def test_csv_of_fifty_guests_with_two_bad_rows(
     failed = [line for line in lines if ": failed: " in line]
     assert len(failed) == 2, failed
     assert failed[0].startswith("row 8: failed: email 'not-an-email' is not a valid e-mail")
-    assert failed[1].startswith("row 31: failed: code 123456 is not valid")
+    assert failed[1].startswith("row 31: failed: code '123456' is not valid")
     assert lines[0].startswith("row 2: ok guest01@example.com key ")
     assert lines[0].endswith(" on Front Door")
     assert "48 of 50" in done.stderr and "Traceback" not in done.stderr
@@ -342,3 +342,182 @@ def test_invite_status_resend_and_the_outbox_from_the_cli(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("guest@example.com") == 2
+
+
+def users_called(server: LiveServer, email: str) -> list[dict]:
+    return [u for u in get(server, "/account/user") if u["email"] == email]
+
+
+def test_a_failed_invite_leaves_nothing_behind(
+    live_server: LiveServer, run, tmp_path: Path
+) -> None:
+    """Issue 15.3: local checks come before any request; a later failure removes only what this
+    run created, and the error line says so."""
+    guest = ["--email", "yara@example.com", "--name", "Yara"]
+    bad_code = run("invite", "--lock", "Front Door", *guest, "--code", "123456")
+    assert bad_code.returncode == 2, bad_code.stderr
+    assert bad_code.stderr.startswith("error: --code '123456' is not valid")
+    backwards = run("invite", "--lock", "Front Door", *guest, "--from", "2026-12-01",
+                    "--until", "2026-11-01")  # fmt: skip
+    assert backwards.returncode == 2, backwards.stderr
+    # Issue 15.8: in the dates the user typed, not the UTC instants they became
+    assert backwards.stderr.startswith("error: --until 2026-11-01 is before --from 2026-12-01"), (
+        backwards.stderr
+    )
+    assert "23:00" not in backwards.stderr and "UTC" not in backwards.stderr
+    zeros = run("invite", "--lock", "Front Door", *guest, "--code", "000000")
+    assert zeros.returncode == 2 and "--code '000000' is not valid" in zeros.stderr
+    bad_day = run("invite", "--lock", "Front Door", *guest, "--days", "mon-fry")
+    assert bad_day.returncode == 2
+    assert users_called(live_server, "yara@example.com") == []
+
+    # The server refuses the key (Flat 2 has no keypad) after the user was created.
+    refused = run("invite", "--lock", "Flat 2", *guest, "--code", "345678")
+    assert refused.returncode == 1, refused.stderr
+    assert "has none paired" in refused.stderr
+    assert "undid what this run had done: removed user yara@example.com" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert users_called(live_server, "yara@example.com") == []
+
+    # A user that existed before is not this run's to remove.
+    assert run("users", "add", "zoe@example.com", "--name", "Zoe").returncode == 0
+    refused = run("invite", "--lock", "Flat 2", "--email", "zoe@example.com", "--name", "Zoe",
+                  "--code", "345678")  # fmt: skip
+    assert refused.returncode == 1 and "nothing was created" in refused.stderr
+    assert len(users_called(live_server, "zoe@example.com")) == 1
+
+    # The same for a bad row of a CSV.
+    path = tmp_path / "guests.csv"
+    path.write_text("email,name,lock,code\nyara@example.com,Yara,Flat 2,345678\n", encoding="utf-8")
+    done = run("invite", "--csv", str(path))
+    assert done.returncode == 1
+    assert done.stdout.startswith("row 2: failed: type 13 (keypad code) needs a keypad")
+    assert "removed user yara@example.com" in done.stdout
+    assert users_called(live_server, "yara@example.com") == []
+    for lock in get(live_server, "/smartlock"):
+        assert get(live_server, f"/smartlock/{lock['smartlockId']}/auth") == []
+
+
+def test_running_a_csv_again_is_safe_and_dry_run_changes_nothing(
+    live_server: LiveServer, smtp_server: SmtpServer, run, tmp_path: Path
+) -> None:
+    """Issue 15.4: a row whose user has a key of that name on that lock is left unchanged, or
+    updated where it differs, never doubled; --dry-run shows what would happen."""
+    lock = keypad_lock(live_server)
+    header = "email,name,lock,from,until,days,time,remote,code\n"
+    anna = "anna@example.com,Anna,Front Door,2026-12-01,2027-01-31,mon-fri,08:00-18:00,no,\n"
+    ben = "ben@example.com,Ben,Front Door,2026-12-01,2027-01-31,mon-fri,08:00-18:00,no,\n"
+    cleaner = 'cleaner@example.com,Cleaner,Front Door,,,"sat,sun",,,34567x\n'
+    path = tmp_path / "guests.csv"
+    path.write_text(header + anna + ben + cleaner, encoding="utf-8")
+    first = run("invite", "--csv", str(path))
+    assert first.returncode == 1
+    assert first.stdout.splitlines()[2].startswith("row 4: failed: code '34567x' is not valid")
+    assert len(get(live_server, f"/smartlock/{lock['smartlockId']}/auth")) == 2
+    assert len(smtp_server.mailbox.wait_for(2)) == 2
+
+    # Fix the cleaner's code; Ben's window changes; Anna's row stays as it was.
+    ben = ben.replace("08:00-18:00", "09:00-17:00")
+    cleaner = cleaner.replace("34567x", "345678")
+    path.write_text(header + anna + ben + cleaner, encoding="utf-8")
+    dry = run("invite", "--csv", str(path), "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    lines = dry.stdout.splitlines()
+    assert lines[0].startswith("row 2: would leave ") and "'Anna'" in lines[0]
+    assert lines[0].endswith("unchanged")
+    assert lines[1].startswith("row 3: would update ") and lines[1].endswith("(time)")
+    assert lines[2] == (
+        "row 4: would create keypad code 'Cleaner' for cleaner@example.com (new user) on Front Door"
+    )
+    assert "nothing was changed" in dry.stderr
+    assert len(get(live_server, f"/smartlock/{lock['smartlockId']}/auth")) == 2
+    assert users_called(live_server, "cleaner@example.com") == []
+
+    again = run("invite", "--csv", str(path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    lines = again.stdout.splitlines()
+    assert lines[0].startswith("row 2: unchanged anna@example.com key ")
+    assert lines[1].startswith("row 3: updated ben@example.com key ") and "(time)" in lines[1]
+    assert lines[2].startswith("row 4: ok cleaner@example.com key ")
+    assert "1 of 3 guest(s) invited, 1 updated, 1 unchanged, 0 failed" in again.stderr
+    keys = get(live_server, f"/smartlock/{lock['smartlockId']}/auth")
+    assert sorted(key["name"] for key in keys) == ["Anna", "Ben", "Cleaner"]
+    (ben_key,) = [key for key in keys if key["name"] == "Ben"]
+    assert (ben_key["allowedFromTime"], ben_key["allowedUntilTime"]) == (540, 1020)
+    smtp_server.mailbox.wait_for(4, timeout=3)
+    to = [message["To"] for message in smtp_server.mailbox.messages]
+    assert to.count("anna@example.com") == 1 and to.count("cleaner@example.com") == 1
+
+    # The same for one guest: a second identical invite leaves the key alone.
+    same = run("invite", "--lock", "Front Door", "--email", "anna@example.com", "--name", "Anna",
+               "--from", "2026-12-01", "--until", "2027-01-31", "--days", "mon-fri",
+               "--time", "08:00-18:00")  # fmt: skip
+    assert same.returncode == 0, same.stderr
+    assert "key:   unchanged " in same.stdout
+    assert len(get(live_server, f"/smartlock/{lock['smartlockId']}/auth")) == 3
+
+
+def test_invite_in_the_guests_language(
+    live_server: LiveServer, smtp_server: SmtpServer, run, tmp_path: Path
+) -> None:
+    """Issue 15.13: --language and a language column set the user's language, which the mail
+    is written in."""
+    bad = run("invite", "--lock", "Front Door", "--email", "dora@example.com", "--name", "Dora",
+              "--language", "klingon")  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --language 'klingon'")
+    assert users_called(live_server, "dora@example.com") == []
+
+    done = run("invite", "--lock", "Front Door", "--email", "dora@example.com", "--name", "Dora",
+               "--language", "de")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (user,) = users_called(live_server, "dora@example.com")
+    assert user["language"] == "de"
+    (message,) = smtp_server.mailbox.wait_for(1)
+    assert subject_of(message) == "Ihr Schlüssel für Front Door: Dora"
+
+    path = tmp_path / "guests.csv"
+    path.write_text(
+        "email,name,lock,language\n"
+        "emil@example.com,Emil,Flat 2,de\n"
+        "fay@example.com,Fay,Flat 2,en\n"
+        "gus@example.com,Gus,Flat 2,xx\n",
+        encoding="utf-8",
+    )
+    done = run("invite", "--csv", str(path))
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[2].startswith("row 4: failed: language 'xx' is not valid")
+    assert users_called(live_server, "emil@example.com")[0]["language"] == "de"
+    assert users_called(live_server, "fay@example.com")[0]["language"] == "en"
+    assert users_called(live_server, "gus@example.com") == []
+    messages = smtp_server.mailbox.wait_for(3)
+    subjects = {message["To"]: subject_of(message) for message in messages}
+    assert subjects["emil@example.com"] == "Ihr Schlüssel für Flat 2: Emil"
+    assert subjects["fay@example.com"] == "Your key to Flat 2: Fay"
+
+
+def test_an_app_key_without_remote_use_is_flagged_to_the_owner(
+    live_server: LiveServer, run, tmp_path: Path
+) -> None:
+    """Issue 15.14: Keyhouse has no app, so such a key can't be used from the guest link."""
+    done = run("invite", "--lock", "Flat 2", "--email", "ida@example.com", "--name", "Ida")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("warning: 'Ida' is an app key without remote use")
+    assert "--remote" in done.stderr and "--code" in done.stderr
+    for extra in (["--remote"], ["--code", "345678"]):
+        lock = "Flat 2" if extra == ["--remote"] else "Front Door"
+        done = run("invite", "--lock", lock, "--email", "jo@example.com", "--name", "Jo", *extra)
+        assert done.returncode == 0, done.stderr
+        assert "warning" not in done.stderr
+    done = run("keys", "add", "--lock", "Front Door", "--name", "Ida 2", "--user",
+               "ida@example.com")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("warning: 'Ida 2' is an app key without remote use")
+
+    path = tmp_path / "guests.csv"
+    path.write_text(
+        "email,name,lock,remote\nkim@example.com,Kim,Flat 2,no\nlea@example.com,Lea,Flat 2,yes\n",
+        encoding="utf-8",
+    )
+    done = run("invite", "--csv", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "warning: 1 app key(s) without remote use (kim@example.com)" in done.stderr

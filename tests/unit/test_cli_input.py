@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from keyhouse.rules.cli_input import parse_code, parse_date, parse_days, parse_time_window
+from keyhouse.rules.cli_input import (
+    key_fields,
+    parse_at,
+    parse_code,
+    parse_date,
+    parse_days,
+    parse_language,
+    parse_time_window,
+)
 
 VIENNA = "Europe/Vienna"
 
@@ -101,3 +109,49 @@ def test_key_fields_maps_every_option_in_the_locks_time_zone() -> None:
         "allowed_until_time": 1080,
     }
     assert key_fields("Europe/Vienna") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("000000", "--code '000000' is not valid: a keypad code may only use the digits 1 to 9"),
+        ("123456", "--code '123456' is not valid: a keypad code must not start with 12"),
+        ("34567", "--code '34567' is not valid: a keypad code is exactly 6 digits"),
+        ("0345678", "--code '0345678' is not valid: a keypad code is exactly 6 digits"),
+    ],
+)
+def test_codes_are_checked_as_typed(text: str, words: str) -> None:
+    """Issue 15.3/15.11: checked before any request, and "000000" is not reported as 0."""
+    with pytest.raises(ValueError) as caught:
+        parse_code(text)
+    assert str(caught.value).startswith(words)
+
+
+def test_until_before_from_is_refused_in_the_users_words() -> None:
+    """Issue 15.8: the dates as typed, not the UTC instants they become."""
+    with pytest.raises(ValueError) as caught:
+        key_fields(VIENNA, from_="2026-12-01", until="2026-11-01")
+    assert str(caught.value).startswith("--until 2026-11-01 is before --from 2026-12-01")
+    with pytest.raises(ValueError) as csv_words:
+        key_fields(
+            VIENNA, from_="2026-12-01", until="2026-11-01", names=("from", "until", "d", "t")
+        )
+    assert str(csv_words.value).startswith("until 2026-11-01 is before from 2026-12-01")
+    assert key_fields(VIENNA, from_="2026-12-01", until="2026-12-01")  # one whole day
+
+
+def test_at_is_a_moment_in_the_locks_zone() -> None:
+    assert parse_at("2026-12-07T09:00", VIENNA) == datetime(2026, 12, 7, 8, tzinfo=UTC)
+    assert parse_at("2026-12-07T09:00:00Z", VIENNA) == datetime(2026, 12, 7, 9, tzinfo=UTC)
+    with pytest.raises(ValueError) as date_only:
+        parse_at("2026-12-07", VIENNA)
+    assert str(date_only.value).startswith("--at '2026-12-07' is a date without a time")
+    with pytest.raises(ValueError):
+        parse_at("monday", VIENNA)
+
+
+def test_language() -> None:
+    assert parse_language("DE") == "de" and parse_language("English") == "en"
+    with pytest.raises(ValueError) as caught:
+        parse_language("fr")
+    assert str(caught.value).startswith("--language 'fr' is not valid")

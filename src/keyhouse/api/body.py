@@ -10,6 +10,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from keyhouse.errors import MalformedBody, Problem, ValidationFailed
 from keyhouse.rules.violations import RuleViolation
+from keyhouse.schemas.base import RequestShape
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -160,4 +161,14 @@ def validate(raw: Any, shape: type[M] | Any) -> Any:
     try:
         return adapter.validate_python(raw, by_alias=True)
     except ValidationError as error:
-        raise ValidationFailed.of(problems_of(error)) from None
+        problems = problems_of(error)
+        if isinstance(shape, type) and issubclass(shape, RequestShape) and isinstance(raw, dict):
+            named = {problem.field for problem in problems}
+            problems += [p for p in shape.value_problems(raw) if p.field not in named]
+        raise ValidationFailed.of(sorted(problems, key=_usefulness)) from None
+
+
+def _usefulness(problem: Problem) -> int:
+    """The order problems are reported in: a bad value first (the caller wrote it), then an
+    unknown field (a misspelling, which often explains a missing one), then missing fields."""
+    return {"unknown_field": 1, "required": 2}.get(problem.rule, 0)

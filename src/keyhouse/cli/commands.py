@@ -10,6 +10,7 @@ import typer
 from keyhouse.cli.common import (
     EXIT_AUTH,
     EXIT_USAGE,
+    STRANDED_WARNING,
     JsonOption,
     Profile,
     TokenOption,
@@ -21,6 +22,7 @@ from keyhouse.cli.common import (
     find_lock,
     find_user,
     lock_timezone,
+    stranded_app_key,
     validity_of,
 )
 
@@ -119,16 +121,14 @@ def _usage(action: Callable[[], T]) -> T:
         fail(str(exc), EXIT_USAGE)
 
 
-def _send(action: Callable[[], T]) -> T:
-    """Run an SDK call whose body the SDK validates first: invalid input is a usage error."""
-    import pydantic
+def _in_zone(moment: Any, timezone: str) -> Any:
+    """A date-time in the lock's time zone (unchanged if the zone is unknown)."""
+    from zoneinfo import ZoneInfo
 
     try:
-        return action()
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ())) or "input"
-        fail(f"{where}: {first.get('msg', 'is not valid')}", EXIT_USAGE)
+        return moment.astimezone(ZoneInfo(timezone)) if moment is not None else None
+    except (ValueError, KeyError):
+        return moment
 
 
 def _row(**values: Any) -> Any:
@@ -176,6 +176,8 @@ def _show_keys(
             ("syncState", "sync"),
         ],
         False,
+        whole=("id", "window"),
+        empty="no keys",
     )
 
 
@@ -232,7 +234,15 @@ def login(
     """Check a token against a server and save them as a profile (the new default)."""
     if not token:
         fail("give the API token with --token (e.g. the kh_… printed by 'keyhouse serve')", 2)
-    from keyhouse.client import AuthError, Client, KeyhouseAPIError, KeyhouseClientError
+    from keyhouse.cli.common import unreachable
+    from keyhouse.client import (
+        AuthError,
+        Client,
+        ConnectionFailed,
+        InvalidArgument,
+        KeyhouseAPIError,
+        KeyhouseClientError,
+    )
     from keyhouse.client.config import save_profile
 
     try:
@@ -240,8 +250,12 @@ def login(
             count = len(client.list_smartlocks())
     except AuthError as exc:
         fail(f"the server refused the token: {exc.message}", EXIT_AUTH)
+    except InvalidArgument as exc:
+        fail(exc.message.replace("base_url", "--url", 1), EXIT_USAGE)
     except KeyhouseAPIError as exc:
         fail(exc.message)
+    except ConnectionFailed as exc:
+        fail(unreachable(url.rstrip("/"), exc.reason))
     except KeyhouseClientError as exc:
         fail(str(exc))
     profile = name or Profile.name or "default"
@@ -275,7 +289,7 @@ def locks(as_json: JsonOption = False, url: UrlOption = None, token: TokenOption
         ("online", "online"),
         ("keypad", "keypad"),
     ]
-    emit(rows, columns, False)
+    emit(rows, columns, False, whole=("smartlockId",), empty="no locks")
 
 
 # --- users ------------------------------------------------------------------------------------
@@ -301,7 +315,7 @@ def users(
         return
     with api(url, token) as client:
         found = client.list_users()
-    emit(found, USER_COLUMNS, as_json)
+    emit(found, USER_COLUMNS, as_json, empty="no users")
 
 
 @users_app.command("add")
@@ -317,7 +331,7 @@ def users_add(
 ) -> None:
     """Add an account user."""
     with api(url, token) as client:
-        user = _send(lambda: client.create_user(email, name, language=language))
+        user = client.create_user(email, name, language=language)
     if as_json:
         emit([user], USER_COLUMNS, True)
     else:
@@ -392,10 +406,12 @@ def keys_add(
             fields.update(type=13, code=number)
         if user is not None:
             fields["account_user_id"] = find_user(client, user).account_user_id
-        key = _send(lambda: client.create_key(found.smartlock_id, **fields))
+        key = client.create_key(found.smartlock_id, **fields)
         if wait:
             key = client.wait_for_key(found.smartlock_id, key.id)
         _show_keys(client, [key], as_json, [found])
+    if stranded_app_key(key):
+        typer.echo(STRANDED_WARNING.format(what=repr(key.name)), err=True)
 
 
 @keys_app.command("edit")
@@ -417,6 +433,8 @@ def keys_edit(
     token: TokenOption = None,
 ) -> None:
     """Change a key: only the options given change."""
+    from keyhouse.rules.cli_input import check_date_order
+
     number = _code(code)
     with api(url, token) as client:
         found = find_lock(client, lock)
@@ -430,7 +448,16 @@ def keys_edit(
         if not fields:
             fail("nothing to change: give --name, --from, --until, --days, --time or --code", 2)
         target = find_key(client, found, key)
-        _send(lambda: client.update_key(found.smartlock_id, target.id, **fields))
+        _usage(
+            lambda: check_date_order(
+                lock_timezone(found),
+                fields.get("allowed_from_date", target.allowed_from_date),
+                fields.get("allowed_until_date", target.allowed_until_date),
+                from_,
+                until,
+            )
+        )
+        client.update_key(found.smartlock_id, target.id, **fields)
         _after_change(client, found, target.id, wait, as_json)
 
 
@@ -553,7 +580,7 @@ def keys_invites(
         ("redeemed", "redeemed_date"),
         ("error", "last_error"),
     ]
-    emit(found, columns, as_json)
+    emit(found, columns, as_json, whole=("id", "key"), empty="no invites")
 
 
 # --- log, lock, unlock ------------------------------------------------------------------------
@@ -574,23 +601,27 @@ def log(
     if as_json:
         emit(entries, [], True)
         return
-    names = {item.smartlock_id: item.name for item in all_locks}
-    rows = [
-        _row(
-            date=entry.date,
-            lock=names.get(entry.smartlock_id, entry.smartlock_id),
-            name=entry.name,
-            action=_word(ACTIONS, entry.action),
-            trigger=_word(TRIGGERS, entry.trigger),
-            state=_word(LOG_STATES, entry.state),
-            error=entry.error,
+    by_id = {item.smartlock_id: item for item in all_locks}
+    rows = []
+    for entry in entries:
+        found = by_id.get(entry.smartlock_id)
+        rows.append(
+            _row(
+                # in the lock's time, as the user gives times to `sim --at` and `--time`
+                date=_in_zone(entry.date, lock_timezone(found) if found else "UTC"),
+                lock=found.name if found else entry.smartlock_id,
+                name=entry.name,
+                action=_word(ACTIONS, entry.action),
+                trigger=_word(TRIGGERS, entry.trigger),
+                state=_word(LOG_STATES, entry.state),
+                error=entry.error,
+            )
         )
-        for entry in entries
-    ]
     columns = [
-        (title, title) for title in ("date", "lock", "name", "action", "trigger", "state", "error")
+        ("date (lock's time)", "date"),
+        *((title, title) for title in ("lock", "name", "action", "trigger", "state", "error")),
     ]
-    emit(rows, columns, False)
+    emit(rows, columns, False, whole=("date (lock's time)",), empty="no entries")
 
 
 def _act(lock: str, what: str, url: str | None, token: str | None) -> None:

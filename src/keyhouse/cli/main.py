@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,12 +13,37 @@ from keyhouse.cli.common import Profile
 from keyhouse.cli.sim import sim_app
 
 if TYPE_CHECKING:
+    import click
+
     from keyhouse.settings import Settings
+
+
+def _flag_type(param: typer.core.TyperOption, ctx: click.Context) -> str | None:
+    """Typer's Rich help shows ``<bool>`` after plain flags (``--json <bool>``), as if they took
+    a value; its plain help does not. Show no type for a flag, as the plain help does."""
+    if param.is_flag and not param.count:
+        return None
+    return _typer_type(param, ctx)
+
+
+_typer_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from keyhouse import __version__
+
+        typer.echo(f"keyhouse {__version__}")
+        raise typer.Exit()
+
 
 app = typer.Typer(
     help="Keyhouse: a self-hosted server that speaks the Nuki Web API.",
     no_args_is_help=True,
     add_completion=True,
+    # An unexpected error must not print the locals of every frame: they hold tokens.
+    pretty_exceptions_show_locals=False,
 )
 admin_app = typer.Typer(help="Manage accounts, tokens and locks (server running or not).")
 account_app = typer.Typer(help="Accounts.")
@@ -63,6 +89,12 @@ def main(
             help="Data folder (SQLite file, mail/). Default: the user's data directory.",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     State.data = data
     Profile.name = profile
@@ -73,10 +105,49 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _runtime():  # type: ignore[no-untyped-def]
+def store_missing(config: Settings) -> str | None:
+    """Why ``config`` names no existing store (one sentence), or None if it holds one.
+
+    Looked at without creating anything: the SQLite file must exist; a database URL must
+    hold Keyhouse's tables (its Alembic version table).
+    """
+    if not config.database_url:
+        path = config.data / "keyhouse.db"
+        if path.is_file():
+            return None
+        return (
+            f"no Keyhouse store in {config.data} (there is no {path.name}): give the data "
+            "folder with --data DIR (before the command) or KEYHOUSE_DATA; 'keyhouse serve' "
+            "or 'keyhouse admin account create' makes a new one"
+        )
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(config.database_url)
+    try:
+        if inspect(engine).has_table("alembic_version"):
+            return None
+    except Exception as exc:  # any driver's failure to connect
+        return f"can't open the database at KEYHOUSE_DATABASE_URL: {exc.__class__.__name__}"
+    finally:
+        engine.dispose()
+    return (
+        "the database at KEYHOUSE_DATABASE_URL holds no Keyhouse store: check the URL; "
+        "'keyhouse serve' or 'keyhouse admin account create' makes a new one"
+    )
+
+
+def _runtime(create: bool = False):  # type: ignore[no-untyped-def]
+    """The store of the data folder, brought up to date. Only commands that create things
+    (``serve``, ``admin account create``) may start a new store; the others refuse a data
+    folder without one, naming where they looked (an empty table would hide the mistake)."""
     from keyhouse.runtime import Runtime
 
-    runtime = Runtime(settings())
+    config = settings()
+    if not create:
+        missing = store_missing(config)
+        if missing is not None:
+            _fail(missing, code=2)
+    runtime = Runtime(config)
     runtime.db.migrate()
     return runtime
 
@@ -96,7 +167,7 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    runtime = _runtime()
+    runtime = _runtime(create=True)
     config = runtime.settings
     demo = seed_demo(runtime.db, runtime.link)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -111,11 +182,14 @@ def serve(
         typer.echo("Your API token (shown once, keep it):")
         typer.echo(f"  {demo.token}")
         typer.echo(f"Try: curl -H 'Authorization: Bearer {demo.token}' {base}/smartlock")
-        from keyhouse.client.config import config_path, save_profile
+    else:
+        typer.echo(_token_hint(runtime, config))
+    from keyhouse.client import KeyhouseClientError
 
-        if not config_path().exists():
-            saved = save_profile("local", base, demo.token)
-            typer.echo(f"Saved the demo token as profile 'local' in {saved}: try 'keyhouse locks'.")
+    try:
+        typer.echo(local_profile(config, base, demo.token if demo is not None else None))
+    except KeyhouseClientError as exc:  # a broken config file must not stop the server
+        typer.echo(f"Profile 'local' not saved: {exc}")
     mail = config.smtp_url or f"files in {config.mail_dir}"
     typer.echo(f"Invite mail goes to: {mail}")
     typer.echo(f"Guest links in invites start with: {config.guest_base_url}/guest/")
@@ -123,11 +197,59 @@ def serve(
     uvicorn.run(create_app(runtime=runtime), host=host, port=port, log_level="info")
 
 
-def _admin(action):  # type: ignore[no-untyped-def]
+def _token_hint(runtime, config: Settings) -> str:  # type: ignore[no-untyped-def]
+    """What a later start says about tokens, which are shown only once."""
+    from sqlalchemy import select
+
+    from keyhouse.store.models import Account
+
+    with runtime.db.session() as session:
+        first = session.scalar(select(Account.id).order_by(Account.id))
+    data = "" if config.database_url else f"--data {config.data} "
+    return (
+        "API tokens are shown only when made (the demo token at the first start); "
+        f"'keyhouse {data}admin token create --account {first or 'ID'}' makes another."
+    )
+
+
+def local_profile(config: Settings, base: str, token: str | None) -> str:
+    """Keep the config file's ``local`` profile in step with this server; say what happened.
+
+    A new store's demo token is saved as ``local`` unless ``local`` belongs to another data
+    folder (then it is kept, and the line says how to change it). A profile of this data
+    folder follows the server to a new address.
+    """
+    from keyhouse.client.config import default_profile_name, load_profile, save_profile
+
+    here = config.database_url or str(config.data.resolve())
+    known = load_profile("local")
+    ours = known is not None and known.data == here
+    if token is not None and (known is None or ours):
+        default = default_profile_name() in (None, "local")
+        saved = save_profile("local", base, token, make_default=default, data_folder=here)
+        verb = "Updated" if known is not None else "Saved"
+        hint = "keyhouse locks" if default else "keyhouse --profile local locks"
+        return f"{verb} profile 'local' in {saved} with the demo token: try '{hint}'."
+    if known is not None and ours:
+        if known.url != base and known.token:
+            save_profile("local", base, known.token, make_default=False, data_folder=here)
+            return f"Profile 'local' now points at {base} (it pointed at {known.url})."
+        return f"Profile 'local' points at this server ({base})."
+    if known is None:
+        return (
+            "No profile 'local' for this server: save one with 'keyhouse login --name local "
+            f"--url {base} --token TOKEN'."
+        )
+    where = f"{known.url}, data folder {known.data}" if known.data else f"{known.url}"
+    change = f"keyhouse login --name local --url {base} --token {token or 'TOKEN'}"
+    return f"Profile 'local' kept: it points at {where}; '{change}' to change it."
+
+
+def _admin(action, create: bool = False):  # type: ignore[no-untyped-def]
     """Run an admin action in one transaction; print its errors as one sentence."""
     from keyhouse.errors import KeyhouseError
 
-    runtime = _runtime()
+    runtime = _runtime(create)
     try:
         with runtime.db.session() as session:
             return action(session, runtime)
@@ -145,9 +267,25 @@ def account_create(
     """Create an account; prints its id alone on the last line."""
     from keyhouse.services.admin import create_account
 
-    account_id = _admin(lambda s, _r: create_account(s, email=email, name=name).id)
+    account_id = _admin(lambda s, _r: create_account(s, email=email, name=name).id, create=True)
     typer.echo(f"Created account {account_id} ({email}).")
     typer.echo(account_id)
+
+
+@account_app.command("list")
+def account_list() -> None:
+    """Every account in the data folder, with its locks and tokens."""
+    from keyhouse.cli.common import emit
+    from keyhouse.services.admin import list_accounts
+
+    def rows(session, _runtime):  # type: ignore[no-untyped-def]
+        return [
+            SimpleNamespace(**{**vars(row), "created": row.created_at})
+            for row in list_accounts(session)
+        ]
+
+    columns = [(title, title) for title in ("id", "email", "name", "locks", "tokens", "created")]
+    emit(_admin(rows), columns, False, empty="no accounts")
 
 
 @token_app.command("create")
@@ -207,10 +345,13 @@ def mail_list(
     ] = None,
 ) -> None:
     """Every e-mail in the outbox (all accounts), newest first, with its delivery status."""
-    from rich.console import Console
+    statuses = ("pending", "sending", "sent", "failed", "unconfirmed")
+    if status is not None and status not in statuses:
+        _fail(f"--status {status!r} is not one of {', '.join(statuses)}", code=2)
     from rich.table import Table
     from sqlalchemy import select
 
+    from keyhouse.cli.common import console
     from keyhouse.store.models import OutboxMessage
 
     def rows(session, _runtime):  # type: ignore[no-untyped-def]
@@ -219,10 +360,14 @@ def mail_list(
             query = query.where(OutboxMessage.status == status)
         return list(session.scalars(query))
 
+    found = _admin(rows)
+    if not found:
+        typer.echo("no mail in the outbox" + (f" with status {status}" if status else ""))
+        return
     table = Table(show_edge=False, pad_edge=False)
     for title in ("id", "account", "kind", "to", "subject", "status", "attempts", "sent", "error"):
         table.add_column(title)
-    for row in _admin(rows):
+    for row in found:
         sent = row.sent_at.strftime("%Y-%m-%d %H:%M") if row.sent_at else ""
         table.add_row(
             str(row.id),
@@ -235,12 +380,39 @@ def mail_list(
             sent,
             row.last_error or "",
         )
-    Console().print(table)
+    console().print(table)
+
+
+def _virtual_lock(session, text: str) -> int:  # type: ignore[no-untyped-def]
+    """The smartlockId of the virtual lock named ``text`` (its smartlockId or name)."""
+    from sqlalchemy import func, select
+
+    from keyhouse.store.models import SimulatedLock, Smartlock
+
+    if text.strip().isdigit() and session.get(SimulatedLock, int(text)) is not None:
+        return int(text)
+    query = (
+        select(Smartlock.id, Smartlock.account_id)
+        .join(SimulatedLock, SimulatedLock.smartlock_id == Smartlock.id)
+        .where(func.lower(Smartlock.name) == text.strip().lower())
+    )
+    found = session.execute(query).all()
+    if len(found) == 1:
+        return int(found[0].id)
+    if not found:
+        _fail(
+            f"no virtual lock {text!r} in {settings().data}: give its name or smartlockId "
+            "(list them with 'keyhouse locks')",
+            code=2,
+        )
+    ids = ", ".join(f"{row.id} (account {row.account_id})" for row in found)
+    _fail(f"{len(found)} virtual locks are called {text!r}: {ids}; name it by its smartlockId", 2)
+    raise AssertionError("unreachable")
 
 
 @lock_app.command("set")
 def lock_set(
-    lock: Annotated[int, typer.Argument(help="The smartlockId")],
+    lock: Annotated[str, typer.Argument(help="The lock: its name or smartlockId")],
     online: Annotated[
         bool | None, typer.Option("--online/--offline", help="Reachable or not")
     ] = None,
@@ -265,20 +437,64 @@ def lock_set(
             _fail(f"fault {fault!r} is not one of {', '.join(FAULTS)} or none", code=2)
         changes["fault"] = None if fault == "none" else fault
 
-    from keyhouse.devices.link import DeviceUnreachable
-
     runtime = _runtime()
     try:
-        state = runtime.link.configure(lock, changes)
-    except DeviceUnreachable:
-        _fail(f"smartlock {lock} is not a virtual lock in this data folder")
-        raise
+        # Find the lock in a read session, then change it: the simulator writes in a session
+        # of its own, and two write sessions of one thread would wait for each other.
+        with runtime.db.read() as session:
+            lock_id = _virtual_lock(session, lock)
+        state = runtime.link.configure(lock_id, changes)
     finally:
         runtime.db.dispose()
     word = "online" if state.online else "offline"
     typer.echo(
-        f"smartlock {lock}: {word}, latency {state.latency_ms} ms, fault {state.fault or 'none'}"
+        f"smartlock {lock_id}: {word}, latency {state.latency_ms} ms, fault {state.fault or 'none'}"
     )
+
+
+@lock_app.command("rename")
+def lock_rename(
+    lock: Annotated[str, typer.Argument(help="The lock: its name or smartlockId")],
+    name: Annotated[str, typer.Option("--name", help="The new name")],
+) -> None:
+    """Give a virtual lock a new name (names are how the CLI finds a lock, so they stay unique
+    in their account)."""
+    from keyhouse.services.admin import rename_lock
+    from keyhouse.store.models import Smartlock
+
+    new = name.strip()
+    if not new or len(new) > 200:
+        _fail("--name must have 1 to 200 characters", code=2)
+
+    def rename(session, _runtime):  # type: ignore[no-untyped-def]
+        lock_id = _virtual_lock(session, lock)
+        old_name = session.get(Smartlock, lock_id).name
+        rename_lock(session, lock_id, new)
+        return lock_id, old_name
+
+    lock_id, old_name = _admin(rename)
+    typer.echo(f"Renamed smartlock {lock_id} from {old_name!r} to {new!r}.")
+    typer.echo(lock_id)
+
+
+@lock_app.command("remove")
+def lock_remove(
+    lock: Annotated[str, typer.Argument(help="The lock: its name or smartlockId")],
+    with_keys: Annotated[
+        bool,
+        typer.Option("--with-keys", help="Remove its keys too (their guest links stop working)"),
+    ] = False,
+) -> None:
+    """Remove a virtual lock with its log; refused while it has keys, unless --with-keys."""
+    from keyhouse.services.admin import remove_lock
+
+    def remove(session, _runtime):  # type: ignore[no-untyped-def]
+        lock_id = _virtual_lock(session, lock)
+        return lock_id, remove_lock(session, lock_id, with_keys=with_keys)
+
+    lock_id, keys = _admin(remove)
+    typer.echo(f"Removed smartlock {lock_id} and {keys} key(s).")
+    typer.echo(lock_id)
 
 
 GLOBAL_OPTIONS = ("--data", "--profile")

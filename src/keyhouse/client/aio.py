@@ -20,6 +20,7 @@ from keyhouse.client.sync import (
     Steps,
     _given,
     answer_of,
+    check_base_url,
     http_request_args,
     resolve_settings,
 )
@@ -53,6 +54,7 @@ class AsyncClient:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.token, self.base_url = resolve_settings(token, base_url, profile)
+        check_base_url(self.base_url)
         self.retry = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -90,7 +92,9 @@ class AsyncClient:
                 wait = self.retry.after_transport_error(call.method, attempt)
                 if wait is None:
                     raise ConnectionFailed(
-                        f"{call.method} {self.base_url}{call.path} failed: {exc}"
+                        f"{call.method} {self.base_url}{call.path} failed: {exc}",
+                        self.base_url,
+                        str(exc),
                     ) from exc
                 await asyncio.sleep(wait)
                 attempt += 1

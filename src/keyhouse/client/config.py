@@ -22,7 +22,14 @@ from typing import Any
 
 import tomli_w
 
-__all__ = ["CONFIG_ENV", "Profile", "config_path", "load_profile", "save_profile"]
+__all__ = [
+    "CONFIG_ENV",
+    "Profile",
+    "config_path",
+    "default_profile_name",
+    "load_profile",
+    "save_profile",
+]
 
 CONFIG_ENV = "KEYHOUSE_CONFIG"
 
@@ -34,6 +41,7 @@ class Profile:
     name: str
     url: str | None
     token: str | None
+    data: str | None = None  # the data folder (or database) of a local server's profile
 
 
 def config_path() -> Path:
@@ -52,6 +60,13 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         return {}
+    except tomllib.TOMLDecodeError as exc:
+        from keyhouse.client.errors import KeyhouseClientError
+
+        raise KeyhouseClientError(
+            f"the config file {path} is not valid TOML ({exc}): fix it, or remove it and log "
+            "in again with 'keyhouse login'"
+        ) from None
 
 
 def load_profile(name: str | None = None) -> Profile | None:
@@ -67,17 +82,27 @@ def load_profile(name: str | None = None) -> Profile | None:
     entry = profiles.get(name)
     if not isinstance(entry, dict):
         return None
-    url, token = entry.get("url"), entry.get("token")
+    url, token, data_ = entry.get("url"), entry.get("token"), entry.get("data")
     return Profile(
         name,
         url if isinstance(url, str) and url else None,
         token if isinstance(token, str) and token else None,
+        data_ if isinstance(data_, str) and data_ else None,
     )
 
 
-def save_profile(name: str, url: str, token: str, make_default: bool = True) -> Path:
+def default_profile_name() -> str | None:
+    """The name of the config file's default profile, if it has one."""
+    name = _read(config_path()).get("default")
+    return name if isinstance(name, str) else None
+
+
+def save_profile(
+    name: str, url: str, token: str, make_default: bool = True, data_folder: str | None = None
+) -> Path:
     """Add or replace profile ``name`` (and make it the default); returns the file's path.
 
+    ``data_folder`` notes the data folder of a server on this machine (``keyhouse serve`` sets it).
     Other profiles and settings are kept. The file is replaced atomically, mode 0600.
     """
     path = config_path()
@@ -85,7 +110,10 @@ def save_profile(name: str, url: str, token: str, make_default: bool = True) -> 
     profiles = data.get("profiles")
     if not isinstance(profiles, dict):
         profiles = {}
-    profiles[name] = {**(profiles.get(name) or {}), "url": url, "token": token}
+    entry = {**(profiles.get(name) or {}), "url": url, "token": token}
+    if data_folder is not None:
+        entry["data"] = data_folder
+    profiles[name] = entry
     rest = {k: v for k, v in data.items() if k not in ("default", "profiles")}
     default = name if make_default else data.get("default")
     ordered: dict[str, Any] = {}

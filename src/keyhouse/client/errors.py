@@ -18,9 +18,11 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "Forbidden",
+    "InvalidArgument",
     "KeyhouseAPIError",
     "KeyhouseClientError",
     "Locked",
+    "MissingToken",
     "NotFound",
     "RateLimited",
     "ServerError",
@@ -39,7 +41,19 @@ class KeyhouseClientError(Exception):
 
 
 class ConnectionFailed(KeyhouseClientError):
-    """The server could not be reached (after the retries allowed for the method)."""
+    """The server could not be reached (after the retries allowed for the method).
+
+    ``url`` is the server's base URL, ``reason`` what the connection attempt said.
+    """
+
+    def __init__(self, message: str, url: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.reason = reason
+
+
+class MissingToken(KeyhouseClientError):
+    """No API token in the arguments, the environment or the config file's profile."""
 
 
 class KeyhouseAPIError(KeyhouseClientError):
@@ -102,6 +116,18 @@ class NotFound(KeyhouseAPIError):
 
 class ValidationError(KeyhouseAPIError):
     """400/422: the request breaks a rule; ``field`` and ``rule`` say which."""
+
+
+class InvalidArgument(ValidationError, ValueError):
+    """An SDK call's arguments break the request's shape; nothing was sent (``status`` 0).
+
+    ``field`` is the argument as it was passed (e.g. ``remote_alowed``), ``rule`` pydantic's
+    error type (``extra_forbidden``, ``missing`` …), ``problems`` every problem found, each a
+    dict with ``field``, ``rule`` and ``message``.
+    """
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class Conflict(KeyhouseAPIError):

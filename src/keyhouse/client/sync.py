@@ -10,6 +10,7 @@ response models.
 
 from __future__ import annotations
 
+import difflib
 import os
 import random
 import time
@@ -21,14 +22,17 @@ from typing import Any, TypeVar, overload
 
 import httpx
 from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
 
 from keyhouse import __version__
 from keyhouse.client.config import load_profile
 from keyhouse.client.errors import (
     ConnectionFailed,
+    InvalidArgument,
     KeyhouseAPIError,
     KeyhouseClientError,
+    MissingToken,
     NotFound,
     SyncFailed,
     WaitTimeout,
@@ -62,6 +66,7 @@ __all__ = [
     "Operations",
     "RetryPolicy",
     "Sleep",
+    "check_base_url",
     "resolve_settings",
 ]
 
@@ -98,11 +103,29 @@ def resolve_settings(
             token = token or found.token
             base_url = base_url or found.url
     if not token:
-        raise KeyhouseClientError(
-            "no API token: pass token=…, set KEYHOUSE_TOKEN (or NUKI_API_TOKEN), or save a "
-            "profile in the config file (keyhouse.client.config.save_profile)"
+        raise MissingToken(
+            "no API token: pass token=…, set KEYHOUSE_TOKEN (or NUKI_API_TOKEN), or log in "
+            "once with 'keyhouse login --url URL --token TOKEN', which saves a profile"
         )
     return token, (base_url or DEFAULT_URL).rstrip("/")
+
+
+def check_base_url(url: str) -> None:
+    """Raise InvalidArgument unless ``url`` is an http(s) URL httpx can use."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        parsed, reason = None, str(exc)
+    else:
+        reason = "it needs http:// or https:// and a host"
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise InvalidArgument(
+            0,
+            f"base_url {url!r} is not a server address ({reason}): write it as "
+            "http://host:port, e.g. http://127.0.0.1:8080",
+            "base_url",
+            "url",
+        )
 
 
 @dataclass(frozen=True)
@@ -186,12 +209,15 @@ def http_request_args(call: Call) -> dict[str, Any]:
 # --- building bodies --------------------------------------------------------------------------
 
 
-def _wire_value(value: Any) -> Any:
+def _wire_value(value: Any, name: str = "a date") -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(
-                f"{value.isoformat()} has no time zone: pass an aware datetime "
-                "(e.g. datetime(2026, 12, 1, 8, tzinfo=UTC))"
+            raise InvalidArgument(
+                0,
+                f"{name} {value.isoformat()} has no time zone: pass an aware datetime "
+                "(e.g. datetime(2026, 12, 1, 8, tzinfo=UTC))",
+                name,
+                "timezone",
             )
         return value.astimezone(UTC)
     return value
@@ -206,11 +232,60 @@ def build_body(model: type[BaseModel], fields: Mapping[str, Any]) -> dict[str, A
 
     Only the fields given are sent (an explicit None is sent as null: it clears the field on
     Keyhouse); dates are sent as RFC 3339 UTC instants (``…Z``). Invalid input raises
-    ``pydantic.ValidationError`` before anything is sent.
+    :class:`~keyhouse.client.errors.InvalidArgument` (a ``ValidationError``) before anything
+    is sent.
     """
-    data = {_camel(k): _wire_value(v) for k, v in fields.items()}
-    body = model.model_validate(data).model_dump(by_alias=True, exclude_unset=True, mode="json")
-    return body
+    data = {_camel(k): _wire_value(v, k) for k, v in fields.items()}
+    try:
+        validated = model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise invalid_argument(model, exc, fields) from None
+    return validated.model_dump(by_alias=True, exclude_unset=True, mode="json")
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def invalid_argument(
+    model: type[BaseModel], error: PydanticValidationError, given: Mapping[str, Any]
+) -> InvalidArgument:
+    """Pydantic's complaint about a request model as the SDK's own typed error.
+
+    Arguments are named as they were passed (``remote_alowed``), missing ones in snake_case;
+    a misspelt argument comes first, with the nearest real one, since it usually explains
+    the missing one.
+    """
+    as_passed = {_camel(k): k for k in given}
+    known = sorted(_snake(info.alias or name) for name, info in model.model_fields.items())
+    problems: list[dict[str, Any]] = []
+    for item in error.errors():
+        location = [str(part) for part in item.get("loc", ())]
+        wire = location[0] if location else ""
+        name = ".".join([as_passed.get(wire) or _snake(wire), *location[1:]]) or "the arguments"
+        kind = item.get("type", "")
+        if kind == "extra_forbidden":
+            near = difflib.get_close_matches(_snake(wire), known, n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]}?" if near else f"the fields are {', '.join(known)}"
+            message = f"{name} is not a field of {model.__name__}: {hint}"
+            order = 0
+        elif kind == "missing":
+            message = f"{name} is required by {model.__name__}"
+            order = 2
+        else:
+            detail = str(item.get("msg", "is not valid")).removeprefix("Value error, ")
+            if detail.startswith(f"{wire} ") and "." not in name:
+                message = f"{name}{detail[len(wire) :]}"  # the rule's own sentence
+            else:
+                message = f"{name} {item.get('input')!r} is not valid: {detail}"
+            order = 1
+        problems.append({"field": name, "rule": kind, "message": message, "order": order})
+    problems.sort(key=lambda problem: problem.pop("order"))
+    first = problems[0] if problems else {"field": None, "rule": None, "message": str(error)}
+    message = first["message"]
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more problem(s), listed in 'problems')"
+    return InvalidArgument(0, message, first["field"], first["rule"], problems=problems)
 
 
 def query_value(value: Any) -> Any:
@@ -499,6 +574,7 @@ class Client:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.token, self.base_url = resolve_settings(token, base_url, profile)
+        check_base_url(self.base_url)
         self.retry = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -538,7 +614,9 @@ class Client:
                 wait = self.retry.after_transport_error(call.method, attempt)
                 if wait is None:
                     raise ConnectionFailed(
-                        f"{call.method} {self.base_url}{call.path} failed: {exc}"
+                        f"{call.method} {self.base_url}{call.path} failed: {exc}",
+                        self.base_url,
+                        str(exc),
                     ) from exc
                 time.sleep(wait)
                 attempt += 1

@@ -139,11 +139,64 @@ def parse_time_window(text: str, option: str = "--time") -> tuple[int, int]:
 
 
 def parse_code(text: str, option: str = "--code") -> int:
-    """A keypad code as a number (the server checks its rules)."""
+    """A keypad code as a number, checked as typed: 6 digits 1-9, not starting with 12."""
     value = text.strip()
-    if not value.isdigit():
-        raise ValueError(f"{option} {text!r} is not valid: a keypad code is 6 digits, e.g. 345678")
+    if not value.isdigit() or len(value) != 6:
+        raise ValueError(
+            f"{option} {text!r} is not valid: a keypad code is exactly 6 digits, e.g. 345678"
+        )
+    if "0" in value:
+        raise ValueError(
+            f"{option} {text!r} is not valid: a keypad code may only use the digits 1 to 9, "
+            "so replace every 0"
+        )
+    if value.startswith("12"):
+        raise ValueError(
+            f"{option} {text!r} is not valid: a keypad code must not start with 12, so choose "
+            "different first digits"
+        )
     return int(value)
+
+
+LANGUAGES = ("en", "de")
+"""The languages invite mail and the guest page are written in."""
+
+
+def parse_language(text: str, option: str = "--language") -> str:
+    """``en`` or ``de`` (any case, also ``English``/``Deutsch``/``German``)."""
+    value = text.strip().lower()
+    value = {"english": "en", "deutsch": "de", "german": "de"}.get(value, value)
+    if value not in LANGUAGES:
+        raise ValueError(
+            f"{option} {text!r} is not valid: invite mail and the guest page speak "
+            f"{' and '.join(LANGUAGES)}; write one of them"
+        )
+    return value
+
+
+def parse_at(text: str, timezone: str, option: str = "--at") -> datetime:
+    """The moment of a simulated door event: a date and time, local to the lock unless it has
+    an offset (or ``Z``). A date alone is refused: no one tries a door at midnight by accident."""
+    value = text.strip()
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        raise ValueError(
+            f"{option} {text!r} is a date without a time: give a date and time, e.g. "
+            f"{value}T09:00 (the lock's time, {timezone}) or {value}T09:00:00Z"
+        )
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(
+            f"{option} {text!r} is not a date and time: write e.g. 2026-12-07T09:00 (the lock's "
+            f"time, {timezone}) or 2026-12-07T09:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_zone(timezone, option))
+    return moment.astimezone(UTC)
 
 
 def key_fields(
@@ -153,18 +206,61 @@ def key_fields(
     until: str | None = None,
     days: str | None = None,
     time_: str | None = None,
+    names: tuple[str, str, str, str] = ("--from", "--until", "--days", "--time"),
 ) -> dict[str, Any]:
     """The key's time restrictions (SDK field names) from the options' texts, in the lock's
-    ``timezone``; a bad value raises ValueError naming its option."""
+    ``timezone``; a bad value raises ValueError naming its option (``names`` are the options'
+    names as the user wrote them, e.g. the CSV's columns), in the words the user typed."""
+    from_name, until_name, days_name, time_name = names
     fields: dict[str, Any] = {}
     if from_:
-        fields["allowed_from_date"] = parse_date(from_, "--from", timezone)
+        fields["allowed_from_date"] = parse_date(from_, from_name, timezone)
     if until:
-        fields["allowed_until_date"] = parse_date(until, "--until", timezone, end=True)
+        fields["allowed_until_date"] = parse_date(until, until_name, timezone, end=True)
+    if from_ and until and fields["allowed_until_date"] <= fields["allowed_from_date"]:
+        same = fields["allowed_until_date"] == fields["allowed_from_date"]
+        raise ValueError(
+            f"{until_name} {until.strip()} is {'the same moment as' if same else 'before'} "
+            f"{from_name} {from_.strip()}: the key's end must come after its start; swap them "
+            "or fix one"
+        )
     if days:
-        fields["allowed_week_days"] = parse_days(days, "--days")
+        fields["allowed_week_days"] = parse_days(days, days_name)
     if time_:
         fields["allowed_from_time"], fields["allowed_until_time"] = parse_time_window(
-            time_, "--time"
+            time_, time_name
         )
     return fields
+
+
+def local_day(instant: datetime, timezone: str, *, end: bool = False) -> str:
+    """The day (YYYY-MM-DD) an instant falls on in the lock's zone; with ``end``, the last day
+    an until-instant includes (an until at local midnight ends the day before)."""
+    local = instant.astimezone(_zone(timezone, "the key"))
+    if end and local.time() == time(0, 0):
+        local -= timedelta(days=1)
+    return local.date().isoformat()
+
+
+def check_date_order(
+    timezone: str,
+    start: datetime | None,
+    end: datetime | None,
+    from_: str | None,
+    until: str | None,
+) -> None:
+    """Refuse a change whose window would end before it starts, where one side is the key's
+    current value: in the user's words, and the key's side as a day in the lock's zone."""
+    if start is None or end is None or end > start:
+        return
+    if until and not from_:
+        raise ValueError(
+            f"--until {until.strip()} is before the key's first day, "
+            f"{local_day(start, timezone)} ({timezone}): give a later --until, or a --from too"
+        )
+    if from_ and not until:
+        raise ValueError(
+            f"--from {from_.strip()} is after the key's last day, "
+            f"{local_day(end, timezone, end=True)} ({timezone}): give an earlier --from, or an "
+            "--until too"
+        )

@@ -47,5 +47,31 @@ def check_keypad_code(code: int) -> None:
         )
 
 
+def keypad_code_from_text(value: object) -> object:
+    """A code sent as a string of digits, checked as written, then as a number.
+
+    ``"000000"`` would become 0 and be reported as ``code 0``, a number nobody typed; a digit
+    string that does not survive the conversion unchanged (a leading 0) is judged as written.
+    Anything else is returned for the number's own checks.
+    """
+    if not isinstance(value, str) or not value.strip().isdigit():
+        return value
+    text = value.strip()
+    if text == str(int(text)):
+        return int(text)
+    if len(text) != 6:
+        raise RuleViolation(
+            "code",
+            "six_digits",
+            f"code {text!r} is not valid: a keypad code must have exactly 6 digits, e.g. 374829",
+        )
+    raise RuleViolation(
+        "code",
+        "digits_1_to_9",
+        f"code {text!r} is not valid: a keypad code may only use the digits 1 to 9, "
+        "so replace every 0",
+    )
+
+
 APP_KEY_TYPE, FOB_TYPE, KEYPAD_CODE_TYPE = 0, 2, 13
 """``SmartlockAuth.type`` of an app key, a fob and a keypad code (the types one may create)."""

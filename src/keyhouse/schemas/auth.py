@@ -7,8 +7,28 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
+from keyhouse.errors import Problem
 from keyhouse.rules.dates import parse_api_datetime
+from keyhouse.rules.keypad import check_keypad_code, keypad_code_from_text
+from keyhouse.rules.violations import RuleViolation
 from keyhouse.schemas.base import ApiDateTime, Int, RequestShape, ResponseShape
+
+# A keypad code: a number, or a string of digits judged as written ("000000" is not 0).
+KeypadCode = Annotated[Int, BeforeValidator(keypad_code_from_text)]
+
+
+def _code_problems(data: dict[str, Any]) -> list[Problem]:
+    """The keypad code's own rules, for an answer that refuses the body for other reasons."""
+    code = data.get("code")
+    if not isinstance(code, int | str) or isinstance(code, bool):
+        return []
+    try:
+        number = keypad_code_from_text(code)
+        if isinstance(number, int):
+            check_keypad_code(number)
+    except RuleViolation as violation:
+        return [Problem(violation.field, violation.rule, violation.message)]
+    return []
 
 
 class ObjectIdShape(ResponseShape):
@@ -139,9 +159,13 @@ class SmartlockAuthCreate(_Restrictions):
     remote_allowed: bool = Field(description="True lets the key operate the lock remotely")
     smart_actions_enabled: bool | None = None
     type: Int = Field(0, description="0 app (default), 2 fob, 13 keypad code")
-    code: Int | None = Field(
+    code: KeypadCode | None = Field(
         None, description="Keypad code (type 13): 6 digits 1-9, not starting with 12"
     )
+
+    @classmethod
+    def value_problems(cls, data: dict[str, Any]) -> list[Problem]:
+        return _code_problems(data)
 
     @field_validator("type", mode="before")
     @classmethod
@@ -187,7 +211,11 @@ class SmartlockAuthUpdate(_Restrictions):
     enabled: bool | None = Field(None, description="False disables the key (also accepted: enable)")
     remote_allowed: bool | None = None
     smart_actions_enabled: bool | None = None
-    code: Int | None = None
+    code: KeypadCode | None = None
+
+    @classmethod
+    def value_problems(cls, data: dict[str, Any]) -> list[Problem]:
+        return _code_problems(data)
 
     example: ClassVar[dict[str, Any]] = {"name": "Guest December (extended)"}
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
 
+from keyhouse.errors import Problem
 from keyhouse.rules.dates import format_api_datetime
 
 
@@ -45,6 +46,12 @@ class RequestShape(BaseModel):
     )
     ignored_fields: ClassVar[frozenset[str]] = frozenset()
     renamed_fields: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def value_problems(cls, data: dict[str, Any]) -> list[Problem]:
+        """Rules on single values that the shape can check although the body as a whole is
+        refused (e.g. a missing field), so one answer names every problem it can."""
+        return []
 
     @model_validator(mode="before")
     @classmethod

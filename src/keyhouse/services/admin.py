@@ -192,6 +192,20 @@ def rename_lock(session: Session, lock_id: int, name: str) -> Smartlock:
         )
     repo.lock_smartlocks(session, [lock_id])
     lock = _lock(session, lock_id)
+    clash = session.scalar(
+        select(Smartlock.id).where(
+            Smartlock.account_id == lock.account_id,
+            Smartlock.id != lock.id,
+            func.lower(Smartlock.name) == name.lower(),
+        )
+    )
+    if clash is not None:
+        raise Conflict(
+            f"account {lock.account_id} already has a lock called {name!r} (smartlockId "
+            f"{clash}): choose another name",
+            field="name",
+            rule="unique",
+        )
     lock.name = name
     lock.updated_at = utcnow()
     return lock
