@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -81,10 +82,13 @@ class LeaseLost(Exception):
     """This process no longer holds the lock's lease: it stops and records nothing."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Lease:
     smartlock_id: int
     epoch: int
+    # time.monotonic() when it was last granted or renewed (at the start of that transaction,
+    # so the lease is known to last at least lease_seconds from then)
+    renewed: float = 0.0
 
 
 class Reconciler:
@@ -163,11 +167,12 @@ class Reconciler:
             return repo.next_work(session, smartlock_id, utcnow()) is not None
 
     def _acquire(self, smartlock_id: int) -> Lease | None:
+        begin = time.monotonic()
         epoch = self.db.transaction(
             lambda s: leases.acquire(s, smartlock_id, self.owner, self.lease_seconds),
             what=f"taking the lease on smartlock {smartlock_id}",
         )
-        return None if epoch is None else Lease(smartlock_id, epoch)
+        return None if epoch is None else Lease(smartlock_id, epoch, begin)
 
     def _release(self, lease: Lease) -> None:
         self.db.transaction(
@@ -175,7 +180,15 @@ class Reconciler:
             what=f"releasing the lease on smartlock {lease.smartlock_id}",
         )
 
+    def _renew_before_call(self, lease: Lease, timeout: float) -> None:
+        """Renew the lease unless what is left of it outlasts a device call by a margin (every
+        recorded outcome renews it too, so a busy lock costs no extra commit per key)."""
+        left = self.lease_seconds - (time.monotonic() - lease.renewed)
+        if left < timeout + (self.lease_seconds - timeout) / 2:
+            self._renew(lease)
+
     def _renew(self, lease: Lease) -> None:
+        begin = time.monotonic()
         held = self.db.transaction(
             lambda s: leases.renew(
                 s, lease.smartlock_id, self.owner, lease.epoch, self.lease_seconds
@@ -184,6 +197,7 @@ class Reconciler:
         )
         if not held:
             raise LeaseLost(lease.smartlock_id)
+        lease.renewed = begin
 
     def _drain(self, lease: Lease) -> tuple[bool, int]:
         """(whether nothing is left, how many keys went through) under one lease."""
@@ -195,7 +209,7 @@ class Reconciler:
                     return True, done
                 session.expunge(key)
             # The lease outlives the device call (its timeout is shorter than the lease).
-            self._renew(lease)
+            self._renew_before_call(lease, self.links.of(lease.smartlock_id).timeout_seconds)
             if not self._apply(key, lease):
                 return False, done
             done += 1
@@ -255,7 +269,9 @@ class Reconciler:
                 )
             repo.bump_keys_version(session, key.smartlock_id)
 
+        begin = time.monotonic()
         self.db.transaction(work, what=f"recording key {key.id}")
+        lease.renewed = begin
 
     def _placed(self, key: SmartlockAuth, lease: Lease, ref: str, auth_id: int | None) -> None:
         # Where the key is on the lock is recorded whatever happened meanwhile (a tombstone's
@@ -289,7 +305,9 @@ class Reconciler:
             )
             repo.bump_keys_version(session, key.smartlock_id)
 
+        begin = time.monotonic()
         self.db.transaction(work, what=f"removing key {key.id}")
+        lease.renewed = begin
 
     def _refused(self, key: SmartlockAuth, lease: Lease, reason: str) -> None:
         log.info("lock %s refused key %s: %s", key.smartlock_id, key.id, reason)
