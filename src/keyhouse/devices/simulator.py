@@ -151,13 +151,16 @@ class VirtualLockLink:
                     raise DeviceRejected("13", "the keypad holds 100 codes already")
             if mine is not None:
                 mine.data = dict(data)
+                mine.writes += 1
                 return mine.slot
             if len(others) >= MAX_AUTHS_PER_LOCK or device.fault == "full":
                 raise DeviceRejected("13", "the lock holds 200 authorizations already")
             used = {r.slot for r in rows}
             slot = next(s for s in range(FIRST_KEY_SLOT, FIRST_KEY_SLOT + 10_000) if s not in used)
             session.add(
-                SimulatedAuth(smartlock_id=smartlock_id, slot=slot, auth_key=auth_key, data=data)
+                SimulatedAuth(
+                    smartlock_id=smartlock_id, slot=slot, auth_key=auth_key, data=data, writes=1
+                )
             )
             return slot
 

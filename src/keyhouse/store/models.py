@@ -282,6 +282,8 @@ class SimulatedAuth(Base):
     slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     auth_key: Mapped[str] = mapped_column(String(24), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # How many times a key change was written into this slot (for tests: no doubled writes).
+    writes: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class SmartlockLog(Base):

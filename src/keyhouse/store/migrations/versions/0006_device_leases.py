@@ -31,6 +31,9 @@ def upgrade() -> None:
     )
     op.add_column("sim_locks", sa.Column("fence", sa.Integer(), nullable=False, server_default="0"))
     op.add_column(
+        "sim_auths", sa.Column("writes", sa.Integer(), nullable=False, server_default="1")
+    )
+    op.add_column(
         "smartlock_auths",
         sa.Column("verified_at", keyhouse.store.types.UTCDateTime(timezone=True), nullable=True),
     )
@@ -44,5 +47,6 @@ def downgrade() -> None:
     # In place on both stores (a batch copy of sim_locks would be harmless, but needless).
     op.execute("ALTER TABLE smartlocks DROP COLUMN checked_at")
     op.execute("ALTER TABLE smartlock_auths DROP COLUMN verified_at")
+    op.execute("ALTER TABLE sim_auths DROP COLUMN writes")
     op.execute("ALTER TABLE sim_locks DROP COLUMN fence")
     op.drop_table("device_leases")
