@@ -284,25 +284,35 @@ POSTGRES_SERVER = os.environ.get(
 )
 
 
-@pytest.fixture
-def postgres() -> Iterator[Database]:
-    """A fresh database on the machine's PostgreSQL, dropped afterwards (skipped where none
-    answers, except under CI=true)."""
+@contextmanager
+def fresh_postgres_database(prefix: str = "keyhouse_test") -> Iterator[str]:
+    """The URL of a new database on the machine's PostgreSQL, dropped afterwards. Where none
+    answers the test is skipped, except under CI=true, where it fails."""
     engine = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    name = f"keyhouse_test_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     try:
         with engine.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as exc:
         engine.dispose()
+        message = f"no PostgreSQL at {POSTGRES_SERVER}: {exc.orig}"
         if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL at {POSTGRES_SERVER}: {exc.orig}")
-    db = Database(f"{POSTGRES_SERVER}/{name}")
+            pytest.fail(f"{message} (CI is set, so the PostgreSQL tests must run)", pytrace=False)
+        pytest.skip(message)
     try:
-        yield db
+        yield f"{POSTGRES_SERVER}/{name}"
     finally:
-        db.dispose()
         with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+@pytest.fixture
+def postgres() -> Iterator[Database]:
+    """A Database on a fresh PostgreSQL database (see ``fresh_postgres_database``)."""
+    with fresh_postgres_database() as url:
+        db = Database(url)
+        try:
+            yield db
+        finally:
+            db.dispose()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import subprocess
 import threading
 import time
@@ -29,16 +28,12 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from conftest import start_server
+from conftest import fresh_postgres_database, start_server
 
 # --- knobs ------------------------------------------------------------------------------------
 
-POSTGRES_SERVER = os.environ.get(
-    "KEYHOUSE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
-)
 STORES = ("sqlite", "postgresql")
 
 # The device worker's timer scan is today's only periodic repair: a day means it never runs
@@ -81,10 +76,6 @@ WINDOW_FIELDS = (
     "allowedFromTime",
     "allowedUntilTime",
 )
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 # --- stores -----------------------------------------------------------------------------------
@@ -134,26 +125,12 @@ def open_store(kind: str, tmp_path: Path) -> Iterator[Store]:
             store.dispose()
         return
     assert kind == "postgresql", kind
-    admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    name = f"kh_race_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        message = f"no PostgreSQL at {POSTGRES_SERVER}: {exc.orig}"
-        if in_ci():
-            pytest.fail(f"{message} (CI=true: the race tests must run on PostgreSQL)")
-        pytest.skip(message)
-    url = f"{POSTGRES_SERVER}/{name}"
-    store = Store(kind, data, url, {"KEYHOUSE_DATABASE_URL": url})
-    try:
-        yield store
-    finally:
-        store.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database("kh_race") as url:
+        store = Store(kind, data, url, {"KEYHOUSE_DATABASE_URL": url})
+        try:
+            yield store
+        finally:
+            store.dispose()
 
 
 # --- talking to the server --------------------------------------------------------------------
