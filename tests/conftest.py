@@ -271,3 +271,55 @@ def live_server(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[LiveServer]
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# --- either store: SQLite (a file) or a fresh database on the machine's PostgreSQL ----------
+
+POSTGRES_SERVER = os.environ.get(
+    "KEYHOUSE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
+)
+
+
+@contextmanager
+def fresh_postgres() -> Iterator[str]:
+    """The URL of a new, empty database, dropped afterwards. Skips the test when PostgreSQL
+    does not answer, except under CI=true, where that fails it."""
+    import secrets
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    admin_engine = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    name = f"keyhouse_test_{secrets.token_hex(4)}"
+    try:
+        with admin_engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin_engine.dispose()
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL at {POSTGRES_SERVER}: {exc.orig}")
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        with admin_engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Each test that takes it runs twice: on SQLite (None: the data folder's file) and on a
+    fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with fresh_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def store_tenant(tmp_path: Path, store_url: str | None) -> Iterator[Tenant]:
+    """``tenant`` on either store (see ``store_url``)."""
+    with tenant_with(tmp_path, database_url=store_url) as tenant:
+        yield tenant

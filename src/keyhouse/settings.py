@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # message before it counts as dead (longer than any SMTP exchange: 10 s per step).
     mail_retry_seconds: float = 2.0
     mail_claim_timeout_seconds: float = 120.0
+    # The largest request body taken (413 above it), checked while the body streams in.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     @field_validator("smtp_url")
     @classmethod

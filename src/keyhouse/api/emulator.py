@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
+from keyhouse.api.edge import LOCK_ID
 from keyhouse.api.responses import json_response
 from keyhouse.api.security import runtime_of, scoped
 from keyhouse.devices.link import DoorEvent
@@ -67,7 +68,7 @@ def decision(runtime: Runtime, smartlock_id: int, event: DoorEvent, log_id: str)
 )
 def get_lock(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
 ) -> Response:
     runtime = runtime_of(request)
@@ -88,7 +89,7 @@ def get_lock(
 )
 def configure(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
     body: Any = Depends(json_body),
 ) -> Response:
@@ -117,7 +118,7 @@ def configure(
 )
 def keypad(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
     body: Any = Depends(json_body),
 ) -> Response:
@@ -135,7 +136,7 @@ def keypad(
 )
 def app_key(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
     body: Any = Depends(json_body),
 ) -> Response:
@@ -154,7 +155,7 @@ def app_key(
 )
 def press_button(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
 ) -> Response:
     runtime = runtime_of(request)

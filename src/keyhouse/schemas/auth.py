@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from keyhouse.rules.dates import parse_api_datetime
-from keyhouse.schemas.base import ApiDateTime, Int, RequestShape, ResponseShape
+from keyhouse.schemas.base import ApiDateTime, Int, Int64, RequestShape, ResponseShape
 
 
 class ObjectIdShape(ResponseShape):
@@ -155,7 +155,9 @@ class SmartlockAuthCreate(_Restrictions):
 
 
 class SmartlocksAuthCreate(SmartlockAuthCreate):
-    smartlock_ids: list[Int] = Field(description="The locks to create the key on")
+    smartlock_ids: list[Int64] = Field(
+        description="The locks to create the key on", max_length=10_000
+    )
 
     example: ClassVar[dict[str, Any]] = {
         "name": "Cleaner",

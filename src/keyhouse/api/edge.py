@@ -1,0 +1,162 @@
+"""The edge: what any request may carry, checked once before it reaches a rule or the store.
+
+* Strings (body values and keys, query and path parameters): no NUL character and no lone
+  UTF-16 surrogate; neither can be stored (PostgreSQL refuses NUL in text, no driver can encode
+  a lone surrogate) and neither belongs in a name, an id or an address.
+* Integers: each bounded to the column it goes into (``INT32`` for the ``integer`` columns,
+  ``INT64`` for smartlock ids), with the range in the error; an integer literal of more than
+  ``MAX_INT_DIGITS`` digits is refused before Python converts it.
+* Digits are ASCII only (``types=³`` or ``types=٣`` are not numbers).
+* Arrays: at most ``MAX_ITEMS`` elements (ids in one bulk request); the store chunks its
+  ``IN`` lists below what either database takes (:data:`keyhouse.store.repo.IN_CHUNK`).
+* Error answers quote at most ``ECHO_MAX`` characters of a value.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import Request
+
+from keyhouse.errors import Problem, ValidationFailed
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# A 64-bit integer has at most 19 digits; a longer literal is refused as it is read.
+MAX_INT_DIGITS = 20
+# Ids (or updates) in one bulk request: far below what a single statement may bind.
+MAX_ITEMS = 10_000
+# How much of a refused value an error answer quotes.
+ECHO_MAX = 60
+
+# FastAPI parameter bounds (they also appear in the OpenAPI document as minimum/maximum).
+INT32: dict[str, Any] = {"ge": INT32_MIN, "le": INT32_MAX}
+ID32: dict[str, Any] = {"ge": 0, "le": INT32_MAX}
+LOCK_ID: dict[str, Any] = {"ge": 0, "le": INT64_MAX}
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ASCII_INT = re.compile(r"-?[0-9]{1,10}")
+
+
+def echo(value: object) -> str:
+    """A value as an error answer quotes it: repr, cut to ECHO_MAX characters."""
+    text = repr(value)
+    return text if len(text) <= ECHO_MAX else text[: ECHO_MAX - 1] + "…"
+
+
+def text_problem(value: str) -> tuple[str, str] | None:
+    """(rule, what is wrong) for a string that can't be stored; None if it is fine."""
+    if "\x00" in value:
+        return "nul_character", "contains a NUL character (\\u0000)"
+    found = _SURROGATE.search(value)
+    if found is not None:
+        return (
+            "lone_surrogate",
+            f"contains a lone UTF-16 surrogate (\\u{ord(found.group()):04x} at "
+            f"position {found.start()}), which is not a character",
+        )
+    return None
+
+
+def check_text(value: str, field: str, kind: str = "field") -> None:
+    problem = text_problem(value)
+    if problem is not None:
+        rule, what = problem
+        raise ValidationFailed(
+            f"the {kind} {field} {what}: send text without it", field=field, rule=rule
+        )
+
+
+def range_message(field: str, value: object, low: int, high: int) -> str:
+    return f"{field} {echo(value)} is out of range: it must be between {low} and {high}"
+
+
+class HugeInt(str):
+    """An integer literal too long to convert: reported with its field by :func:`check_json`."""
+
+
+def parse_int(literal: str) -> int | HugeInt:
+    """``json.loads(parse_int=…)``: refuse absurd literals before ``int()`` works on them."""
+    if len(literal.lstrip("-")) > MAX_INT_DIGITS:
+        return HugeInt(literal)
+    return int(literal)
+
+
+def check_json(value: Any, path: str = "") -> None:
+    """Walk a parsed body; the first value that can't go further raises, naming its field."""
+    problems: list[Problem] = []
+    _walk(value, path, problems)
+    if problems:
+        raise ValidationFailed.of(problems[:20])
+
+
+def _walk(value: Any, path: str, problems: list[Problem]) -> None:
+    if len(problems) >= 20:
+        return
+    name = path or "the body"
+    if isinstance(value, HugeInt):
+        problems.append(
+            Problem(
+                path or None,
+                "range",
+                f"{name} is a number of {len(value.lstrip('-'))} digits: no id or number "
+                f"here has more than 19 (at most {INT64_MAX})",
+            )
+        )
+    elif isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            problems.append(Problem(path or None, problem[0], f"{name} {problem[1]}"))
+    elif isinstance(value, bool) or value is None or isinstance(value, float):
+        return
+    elif isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            problems.append(
+                Problem(path or None, "range", range_message(name, value, INT64_MIN, INT64_MAX))
+            )
+    elif isinstance(value, list):
+        if len(value) > MAX_ITEMS:
+            problems.append(
+                Problem(
+                    path or None,
+                    "max_items",
+                    f"{name} has {len(value)} elements: at most {MAX_ITEMS} go in one request; "
+                    "split it into several",
+                )
+            )
+            return
+        for index, item in enumerate(value):
+            _walk(item, f"{path}.{index}" if path else str(index), problems)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            problem = text_problem(key)
+            if problem is not None:
+                problems.append(Problem(None, problem[0], f"a field name in {name} {problem[1]}"))
+                continue
+            _walk(item, f"{path}.{key}" if path else key, problems)
+
+
+def ascii_int(text: str, field: str, low: int = INT32_MIN, high: int = INT32_MAX) -> int:
+    """An integer written in ASCII digits, within [low, high]; anything else is a 400."""
+    text = text.strip()
+    if not _ASCII_INT.fullmatch(text):
+        raise ValidationFailed(
+            f"{field} {echo(text)} is not a number: use ASCII digits 0-9, e.g. 13",
+            field=field,
+            rule="format",
+        )
+    number = int(text)
+    if not low <= number <= high:
+        raise ValidationFailed(range_message(field, number, low, high), field=field, rule="range")
+    return number
+
+
+async def check_parameters(request: Request) -> None:
+    """An app-wide dependency: every query and path parameter is text that can be stored."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str):
+            check_text(value, name, "path parameter")
+    for name, value in request.query_params.multi_items():
+        check_text(name, echo(name), "query parameter name")
+        check_text(value, name, "query parameter")
