@@ -14,6 +14,7 @@ from keyhouse.services.listing_cache import ListingCache
 from keyhouse.settings import Settings
 from keyhouse.store import repo
 from keyhouse.store.database import Database
+from keyhouse.store.files import secure_data_folder
 from keyhouse.store.models import SmartlockAuth
 from keyhouse.worker import Worker
 
@@ -23,6 +24,7 @@ MAIL_QUEUE = "outbox"
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        secure_data_folder(settings.data)  # 0700, its secrets 0600 (tightened if looser)
         self.db = Database(settings.resolved_database_url)
         # The simulator; the emulator API and the admin CLI speak to it directly.
         self.link = VirtualLockLink(

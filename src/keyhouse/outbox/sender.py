@@ -22,6 +22,7 @@ from keyhouse.outbox.smtp_url import SmtpTarget, parse_smtp_url
 from keyhouse.rules.dates import utcnow
 from keyhouse.settings import Settings
 from keyhouse.store.database import Database
+from keyhouse.store.files import private_folder, write_private
 from keyhouse.store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -285,12 +286,9 @@ class MailSender:
 
     def _write_eml(self, row: OutboxMessage, message: EmailMessage) -> Path:
         """Write the mail as a file named after its row: writing it again replaces it."""
-        folder = self.settings.mail_dir
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_folder(self.settings.mail_dir)
         path = folder / f"{row.id:06d}-{row.kind.replace('_', '-')}.eml"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(bytes(message))
-        temporary.replace(path)
+        write_private(path, bytes(message))  # 0600: it holds the guest link or keypad code
         return path
 
 
