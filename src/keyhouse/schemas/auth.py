@@ -96,6 +96,7 @@ AUTH_READ_ONLY = frozenset(
         "authTypeAsString",
         "fingerprints",
         "syncState",
+        "warning",
     }
 )
 
