@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from keyhouse.api.edge import ECHO_MAX, MAX_ITEMS
+from conftest import tenant_with
+from keyhouse.api.edge import MAX_ITEMS
+from keyhouse.errors import ECHO_MAX
 
 INT32_OVER = 2**31
 LOCK_OVER = 2**63
@@ -223,7 +225,6 @@ def test_unicode_digits_in_an_integer_parameter_are_refused(store_tenant: Any) -
 
 @pytest.mark.parametrize("count", [MAX_ITEMS + 1, 70_000])
 def test_too_many_ids_in_one_delete(tmp_path: Any, store_url: str | None, count: int) -> None:
-    from tests.conftest import tenant_with
 
     # A body limit high enough to let the ids through: the item limit answers, with the figure.
     with tenant_with(tmp_path, database_url=store_url, max_body_bytes=64 * 1024 * 1024) as t:
@@ -286,7 +287,6 @@ def test_a_chunked_body_above_the_limit_is_413_as_it_streams(store_tenant: Any) 
 
 
 def test_the_limit_is_configurable(tmp_path: Any, store_url: str | None) -> None:
-    from tests.conftest import tenant_with
 
     with tenant_with(tmp_path, database_url=store_url, max_body_bytes=4096) as t:
         answer = t.put("/account/user", json={"email": "a@example.com", "name": "x" * 5000})

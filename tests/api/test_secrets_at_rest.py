@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import tenant_with, wait_until
+from conftest import tenant_with, wait_until
 
 
 def mode(path: Path) -> int:
@@ -68,9 +68,11 @@ def test_a_loose_data_folder_is_tightened_at_start(
     if store_url is None:
         (data / "keyhouse.db").touch(mode=0o644)
         os.chmod(data / "keyhouse.db", 0o644)
-    with caplog.at_level(logging.WARNING, logger="keyhouse.files"):
-        with tenant_with(tmp_path, database_url=store_url) as tenant:
-            assert tenant.get("/smartlock").status_code == 200
+    with (
+        caplog.at_level(logging.WARNING, logger="keyhouse.files"),
+        tenant_with(tmp_path, database_url=store_url) as tenant,
+    ):
+        assert tenant.get("/smartlock").status_code == 200
     assert mode(data) == 0o700
     assert mode(old_mail) == 0o600
     lines = [r.getMessage() for r in caplog.records if "tightened" in r.getMessage()]

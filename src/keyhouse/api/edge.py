@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import Request
 
-from keyhouse.errors import Problem, ValidationFailed
+from keyhouse.errors import Problem, ValidationFailed, echo
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -27,8 +27,6 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_INT_DIGITS = 20
 # Ids (or updates) in one bulk request: far below what a single statement may bind.
 MAX_ITEMS = 10_000
-# How much of a refused value an error answer quotes.
-ECHO_MAX = 60
 
 # FastAPI parameter bounds (they also appear in the OpenAPI document as minimum/maximum).
 INT32: dict[str, Any] = {"ge": INT32_MIN, "le": INT32_MAX}
@@ -37,12 +35,6 @@ LOCK_ID: dict[str, Any] = {"ge": 0, "le": INT64_MAX}
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ASCII_INT = re.compile(r"-?[0-9]{1,10}")
-
-
-def echo(value: object) -> str:
-    """A value as an error answer quotes it: repr, cut to ECHO_MAX characters."""
-    text = repr(value)
-    return text if len(text) <= ECHO_MAX else text[: ECHO_MAX - 1] + "…"
 
 
 def text_problem(value: str) -> tuple[str, str] | None:

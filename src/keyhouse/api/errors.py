@@ -11,9 +11,8 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from keyhouse.api.body import problems_of
-from keyhouse.api.edge import echo
 from keyhouse.api.responses import error_body, request_id_of
-from keyhouse.errors import KeyhouseError, Problem, ValidationFailed
+from keyhouse.errors import KeyhouseError, Problem, ValidationFailed, echo
 
 log = logging.getLogger(__name__)
 
