@@ -76,7 +76,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
+            path = url.split("///", 1)[1] if "///" in url else ""
             if path and path != ":memory:" and not path.startswith("file:"):
                 secure_sqlite_file(Path(path))  # 0600 before SQLite first opens it
             # A pool as large as the request thread pool: opening a connection (and setting
