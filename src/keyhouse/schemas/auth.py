@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from keyhouse.rules.dates import parse_api_datetime
-from keyhouse.schemas.base import ApiDateTime, Int, Int64, RequestShape, ResponseShape
+from keyhouse.schemas.base import ApiDateTime, Int, LockId, RequestShape, ResponseShape
 
 
 class ObjectIdShape(ResponseShape):
@@ -79,6 +79,8 @@ def _date_or_none(value: Any, info: ValidationInfo) -> Any:
 OptionalApiDate = Annotated[datetime | None, BeforeValidator(_date_or_none)]
 
 _WEEKDAYS = {"minimum": 0, "maximum": 127}
+# Checked by the key rules (with the 20-character limit of keypad codes), documented here.
+_NAME: dict[str, Any] = {"minLength": 1, "maxLength": 32}
 _MINUTES = {"minimum": 0, "maximum": 1439}
 
 AUTH_READ_ONLY = frozenset(
@@ -128,7 +130,9 @@ class _Restrictions(RequestShape):
 class SmartlockAuthCreate(_Restrictions):
     ignored_fields: ClassVar[frozenset[str]] = AUTH_READ_ONLY
 
-    name: str = Field(description="Max 32 characters (20 for keypad codes)")
+    name: str = Field(
+        description="Max 32 characters (20 for keypad codes)", json_schema_extra=_NAME
+    )
     account_user_id: Int | None = Field(None, description="Required unless type is 13")
     remote_allowed: bool = Field(description="True lets the key operate the lock remotely")
     smart_actions_enabled: bool | None = None
@@ -156,7 +160,7 @@ class SmartlockAuthCreate(_Restrictions):
 
 
 class SmartlocksAuthCreate(SmartlockAuthCreate):
-    smartlock_ids: list[Int64] = Field(
+    smartlock_ids: list[LockId] = Field(
         description="The locks to create the key on", max_length=10_000
     )
 
@@ -178,7 +182,9 @@ class SmartlockAuthUpdate(_Restrictions):
     ignored_fields: ClassVar[frozenset[str]] = AUTH_READ_ONLY | {"type"}
     renamed_fields: ClassVar[dict[str, str]] = {"enable": "enabled"}
 
-    name: str | None = Field(None, description="Max 32 characters (20 for keypad codes)")
+    name: str | None = Field(
+        None, description="Max 32 characters (20 for keypad codes)", json_schema_extra=_NAME
+    )
     account_user_id: Int | None = None
     enabled: bool | None = Field(None, description="False disables the key (also accepted: enable)")
     remote_allowed: bool | None = None

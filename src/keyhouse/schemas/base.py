@@ -23,6 +23,7 @@ def _no_bool(value: Any) -> Any:
 # into: ``Int`` to the 32-bit integer columns, ``Int64`` to the 64-bit ones (smartlock ids).
 Int = Annotated[int, BeforeValidator(_no_bool), Interval(ge=-(2**31), le=2**31 - 1)]
 Int64 = Annotated[int, BeforeValidator(_no_bool), Interval(ge=-(2**63), le=2**63 - 1)]
+LockId = Annotated[int, BeforeValidator(_no_bool), Interval(ge=0, le=2**63 - 1)]
 
 ApiDateTime = Annotated[
     datetime,
