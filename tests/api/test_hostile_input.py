@@ -71,6 +71,8 @@ def test_nul_in_a_path_id_is_refused(store_tenant: Any) -> None:
         answer = store_tenant.request(method, f"/smartlock/{lock}/auth/abc%00def")
         refused(answer, "id", "nul_character")
     refused(store_tenant.get(f"/smartlock/{lock}/log?authId=%00"), "authId", "nul_character")
+    refused(store_tenant.get("/guest/abc%00def"), "secret", "nul_character")
+    refused(store_tenant.get(f"/smartlock/{lock}%00/auth"), "smartlockId", "nul_character")
 
 
 def test_nul_in_delete_ids_is_refused(store_tenant: Any) -> None:
@@ -311,3 +313,13 @@ def test_405_carries_allow(store_tenant: Any) -> None:
     answer = store_tenant.request("PATCH", "/smartlock/auth")
     assert answer.status_code == 405
     assert set(answer.headers["allow"].replace(" ", "").split(",")) >= {"GET", "PUT", "POST"}
+
+
+def test_a_body_nested_as_deep_as_the_parser_allows_is_a_400(store_tenant: Any) -> None:
+    for depth in (900, 990, 5000, 100_000):
+        raw = b"[" * depth + b'"a\\u0000"' + b"]" * depth
+        answer = store_tenant.request(
+            "DELETE", "/smartlock/auth", content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 400, (depth, answer.text[:300])
+    still_serves(store_tenant)

@@ -76,57 +76,62 @@ def parse_int(literal: str) -> int | HugeInt:
 
 
 def check_json(value: Any, path: str = "") -> None:
-    """Walk a parsed body; the first value that can't go further raises, naming its field."""
+    """Walk a parsed body; what can't go further raises, naming its field.
+
+    Iterative, so a body nested as deeply as the JSON parser allows can't exhaust the stack.
+    """
     problems: list[Problem] = []
-    _walk(value, path, problems)
-    if problems:
-        raise ValidationFailed.of(problems[:20])
-
-
-def _walk(value: Any, path: str, problems: list[Problem]) -> None:
-    if len(problems) >= 20:
-        return
-    name = path or "the body"
-    if isinstance(value, HugeInt):
-        problems.append(
-            Problem(
-                path or None,
-                "range",
-                f"{name} is a number of {len(value.lstrip('-'))} digits: no id or number "
-                f"here has more than 19 (at most {INT64_MAX})",
-            )
-        )
-    elif isinstance(value, str):
-        problem = text_problem(value)
+    pending: list[tuple[Any, str]] = [(value, path)]
+    while pending and len(problems) < 20:
+        item, where = pending.pop()
+        problem = _problem_of(item, where)
         if problem is not None:
-            problems.append(Problem(path or None, problem[0], f"{name} {problem[1]}"))
-    elif isinstance(value, bool) or value is None or isinstance(value, float):
-        return
-    elif isinstance(value, int):
-        if not INT64_MIN <= value <= INT64_MAX:
-            problems.append(
-                Problem(path or None, "range", range_message(name, value, INT64_MIN, INT64_MAX))
+            problems.append(problem)
+        elif isinstance(item, list):
+            pending.extend(
+                reversed([(c, f"{where}.{i}" if where else str(i)) for i, c in enumerate(item)])
             )
-    elif isinstance(value, list):
-        if len(value) > MAX_ITEMS:
-            problems.append(
-                Problem(
-                    path or None,
-                    "max_items",
-                    f"{name} has {len(value)} elements: at most {MAX_ITEMS} go in one request; "
-                    "split it into several",
-                )
-            )
-            return
-        for index, item in enumerate(value):
-            _walk(item, f"{path}.{index}" if path else str(index), problems)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            problem = text_problem(key)
-            if problem is not None:
-                problems.append(Problem(None, problem[0], f"a field name in {name} {problem[1]}"))
-                continue
-            _walk(item, f"{path}.{key}" if path else key, problems)
+        elif isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                bad = text_problem(key)
+                if bad is not None:
+                    name = where or "the body"
+                    problems.append(Problem(None, bad[0], f"a field name in {name} {bad[1]}"))
+                    continue
+                children.append((child, f"{where}.{key}" if where else key))
+            pending.extend(reversed(children))
+    if problems:
+        raise ValidationFailed.of(problems)
+
+
+def _problem_of(value: Any, path: str) -> Problem | None:
+    """What is wrong with this value itself (not its elements); None if nothing."""
+    name = path or "the body"
+    field = path or None
+    if isinstance(value, HugeInt):
+        digits = len(value.lstrip("-"))
+        return Problem(
+            field,
+            "range",
+            f"{name} is a number of {digits} digits: no id or number here has more than 19 "
+            f"(at most {INT64_MAX})",
+        )
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return None if problem is None else Problem(field, problem[0], f"{name} {problem[1]}")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        return Problem(field, "range", range_message(name, value, INT64_MIN, INT64_MAX))
+    if isinstance(value, list) and len(value) > MAX_ITEMS:
+        return Problem(
+            field,
+            "max_items",
+            f"{name} has {len(value)} elements: at most {MAX_ITEMS} go in one request; split it "
+            "into several",
+        )
+    return None
 
 
 def ascii_int(text: str, field: str, low: int = INT32_MIN, high: int = INT32_MAX) -> int:
