@@ -323,3 +323,13 @@ def store_tenant(tmp_path: Path, store_url: str | None) -> Iterator[Tenant]:
     """``tenant`` on either store (see ``store_url``)."""
     with tenant_with(tmp_path, database_url=store_url) as tenant:
         yield tenant
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """After a fuzz run (tests/fuzz): the share of 2xx answers per operation."""
+    fuzz = sys.modules.get("fuzz_support")
+    if fuzz is None or not fuzz.TALLY:
+        return
+    terminalreporter.section("fuzz: share of 2xx answers per operation")
+    for line in fuzz.report():
+        terminalreporter.write_line(line)
