@@ -91,6 +91,12 @@ class FuzzServer:
                     SmartlockAuth.account_id == self.account_id
                 )
             ).all()
+            slots = session.execute(
+                select(SmartlockAuth.smartlock_id, SmartlockAuth.auth_id, SmartlockAuth.code).where(
+                    SmartlockAuth.account_id == self.account_id,
+                    SmartlockAuth.auth_id.is_not(None),
+                )
+            ).all()
         if len(locks) < 2 or len(users) < 2 or len(keys) < 2:
             self.seed()
             return self.real_ids()
@@ -99,7 +105,18 @@ class FuzzServer:
             "accountUserId": list(users),
             "id": [key for _lock, key in keys],
             "pairs": [tuple(row) for row in keys],
+            "slots": [(lock, slot) for lock, slot, _code in slots],
+            "codes": [(lock, code) for lock, _slot, code in slots if code is not None],
         }
+
+    def bring_online(self, smartlock_id: int) -> None:
+        """The virtual lock online, fast and without a fault (the fuzzer's own emulator calls
+        take locks offline), so a door event on it can succeed."""
+        with httpx.Client(base_url=self.url, headers=self.headers, timeout=30) as client:
+            client.post(
+                f"/emulator/smartlock/{smartlock_id}",
+                json={"online": True, "fault": None, "latencyMs": 0},
+            )
 
     def seed(self) -> None:
         """A lock with a keypad and one without, users, an app key, a keypad code, log entries."""
