@@ -9,10 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from conftest import SmtpServer, tenant_with, wait_until
 from keyhouse.rules.dates import utcnow
+from keyhouse.runtime import Runtime
+from keyhouse.services import admin
+from keyhouse.settings import Settings
 from keyhouse.store.models import AccountUser, OutboxMessage
 
 
@@ -71,28 +74,29 @@ def test_an_unexpected_error_before_the_hand_over_ends_in_failed(
         assert smtp_server.mailbox.messages == []
 
 
-def _stale_claim(tenant: Any, *, attempts: int, handed_over: bool) -> int:
-    user = tenant.create_user(f"g{attempts}{int(handed_over)}@example.com", "Guest")
-    tenant.create_key(tenant.plain_lock, name="G", accountUserId=user, remoteAllowed=True)
+def _stale_claim(runtime: Runtime, account_id: int, *, attempts: int, handed_over: bool) -> int:
+    """A row as a sender that died leaves it: claimed an hour ago, never finished."""
     long_ago = utcnow() - timedelta(hours=1)
-    with tenant.runtime.db.session() as session:
-        row = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
-        assert row is not None
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row.id)
-            .values(
-                status="sending",
-                claimed_at=long_ago,
-                attempts=attempts,
-                handed_over_at=long_ago if handed_over else None,
-            )
+    with runtime.db.session() as session:
+        row = OutboxMessage(
+            account_id=account_id,
+            kind="invite",
+            message_id=f"<stale-{attempts}-{int(handed_over)}@keyhouse.test>",
+            recipient="guest@example.com",
+            subject="Your key",
+            body="(sent, not kept)",
+            status="sending",
+            attempts=attempts,
+            claimed_at=long_ago,
+            handed_over_at=long_ago if handed_over else None,
         )
+        session.add(row)
+        session.flush()
         return row.id
 
 
-def _status(tenant: Any, row_id: int) -> tuple[str, str | None]:
-    with tenant.runtime.db.read() as session:
+def _status(runtime: Runtime, row_id: int) -> tuple[str, str | None]:
+    with runtime.db.read() as session:
         row = session.get(OutboxMessage, row_id)
         assert row is not None
         return row.status, row.last_error
@@ -101,14 +105,22 @@ def _status(tenant: Any, row_id: int) -> tuple[str, str | None]:
 def test_a_sender_that_keeps_dying_ends_in_failed_and_a_handed_over_one_in_unconfirmed(
     tmp_path: Path, store_url: str | None
 ) -> None:
-    # No SMTP server at all: the mail goes to .eml files; what matters is the claim's fate.
-    with tenant_with(tmp_path, database_url=store_url, mail_max_attempts=2) as tenant:
-        dead = _stale_claim(tenant, attempts=2, handed_over=False)
-        handed = _stale_claim(tenant, attempts=1, handed_over=True)
-        tenant.runtime.mail.release_stale_claims()
-        status, error = _status(tenant, dead)
+    # The store and the sender without the background workers, so nothing else takes the rows.
+    runtime = Runtime(Settings(data=tmp_path / "data", database_url=store_url, mail_max_attempts=2))
+    try:
+        runtime.db.migrate()
+        with runtime.db.session() as session:
+            account_id = admin.create_account(session, email="owner@example.com").id
+        dead = _stale_claim(runtime, account_id, attempts=2, handed_over=False)
+        again = _stale_claim(runtime, account_id, attempts=1, handed_over=False)
+        handed = _stale_claim(runtime, account_id, attempts=1, handed_over=True)
+        runtime.mail.release_stale_claims()
+        status, error = _status(runtime, dead)
         assert status == "failed"
         assert error is not None and "2 attempts" in error
-        status, error = _status(tenant, handed)
+        assert _status(runtime, again)[0] == "pending"  # one attempt left: due again
+        status, error = _status(runtime, handed)
         assert status == "unconfirmed"
         assert error is not None and "not sent again" in error
+    finally:
+        runtime.db.dispose()
