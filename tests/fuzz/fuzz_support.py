@@ -30,8 +30,20 @@ from keyhouse.store.models import AccountUser, Smartlock, SmartlockAuth
 TALLY: dict[tuple[str, str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
 
 
+FAILURES: dict[tuple[str, str, str], int] = defaultdict(int)
+_RECORDED = [0]
+
+
 def record(document: str, store: str, operation: str, status: int) -> None:
     TALLY[(document, store, operation)][status] += 1
+    _RECORDED[0] += 1
+    if _RECORDED[0] % 250 == 0 and os.environ.get("KEYHOUSE_FUZZ_REPORT"):
+        report()  # a long run stopped by a timeout still leaves its figures
+
+
+def record_failure(document: str, store: str, operation: str) -> None:
+    """A check failed (a 5xx, an answer outside its schema, an undeclared status…)."""
+    FAILURES[(document, store, operation)] += 1
 
 
 def report() -> list[str]:
@@ -48,7 +60,9 @@ def report() -> list[str]:
             f"{document:8} {store:8} {operation:55} {count:5} requests, "
             f"{100 * ok / count:5.1f}% 2xx  ({seen})"
         )
-    lines.append(f"total: {total} requests, {server_errors} server errors")
+    failed = sum(FAILURES.values())
+    lines.append(f"total: {total} requests, {server_errors} server errors, {failed} failed checks")
+    lines.extend(f"failed: {' '.join(key)} ×{n}" for key, n in sorted(FAILURES.items()))
     path = os.environ.get("KEYHOUSE_FUZZ_REPORT")
     if path:
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from fuzz_support import FuzzServer, our_document, record, serve
+from fuzz_support import FuzzServer, our_document, record, record_failure, serve
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -120,21 +120,27 @@ def _prime(case: Any, server: FuzzServer) -> None:
                 item["id"] = keys[index % len(keys)]
 
 
+def _validate(case: Any, response: Any, checks: list[Any], document: str, store: str) -> None:
+    try:
+        case.validate_response(response, checks=checks)
+    except Exception:
+        record_failure(document, store, case.operation.label)
+        raise
+
+
 @OURS.parametrize()
 @FUZZ_SETTINGS
 def test_our_openapi(case: Any, fuzz_server: FuzzServer) -> None:
     _prime(case, fuzz_server)
     response = case.call(base_url=fuzz_server.url, headers=fuzz_server.headers, timeout=30)
     record("ours", fuzz_server.store, case.operation.label, response.status_code)
-    case.validate_response(
-        response,
-        checks=[
-            not_a_server_error,
-            response_schema_conformance,
-            status_code_conformance,
-            content_type_conformance,
-        ],
-    )
+    checks = [
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+        content_type_conformance,
+    ]
+    _validate(case, response, checks, "ours", fuzz_server.store)
 
 
 @OFFICIAL.parametrize()
@@ -146,7 +152,7 @@ def test_the_official_spec(case: Any, fuzz_server: FuzzServer) -> None:
     checks = [not_a_server_error]
     if 200 <= response.status_code < 300:
         checks.append(response_schema_conformance)
-    case.validate_response(response, checks=checks)
+    _validate(case, response, checks, "official", fuzz_server.store)
 
 
 def test_both_documents_have_operations() -> None:
