@@ -277,7 +277,7 @@ def live_server(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[LiveServer]
             process.kill()
 
 
-# --- the machine's PostgreSQL -----------------------------------------------------------------
+# --- either store: SQLite (a file) or a fresh database on the machine's PostgreSQL ----------
 
 POSTGRES_SERVER = os.environ.get(
     "KEYHOUSE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -316,3 +316,31 @@ def postgres() -> Iterator[Database]:
             yield db
         finally:
             db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Each test that takes it runs twice: on SQLite (None: the data folder's file) and on a
+    fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def store_tenant(tmp_path: Path, store_url: str | None) -> Iterator[Tenant]:
+    """``tenant`` on either store (see ``store_url``)."""
+    with tenant_with(tmp_path, database_url=store_url) as tenant:
+        yield tenant
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """After a fuzz run (tests/fuzz): the share of 2xx answers per operation."""
+    fuzz = sys.modules.get("fuzz_support")
+    if fuzz is None or not fuzz.TALLY:
+        return
+    terminalreporter.section("fuzz: share of 2xx answers per operation")
+    for line in fuzz.report():
+        terminalreporter.write_line(line)

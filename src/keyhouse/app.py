@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import swagger_ui_bundle
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -22,8 +22,9 @@ from keyhouse.api import (
     logs,
     smartlocks,
 )
+from keyhouse.api.edge import check_parameters
 from keyhouse.api.errors import install_error_handlers
-from keyhouse.api.middleware import RequestIdMiddleware
+from keyhouse.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from keyhouse.api.openapi import build_openapi
 from keyhouse.runtime import Runtime
 from keyhouse.settings import Settings
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         title="Keyhouse",
         version=__version__,
         lifespan=lifespan,
+        # Every query and path parameter, on every route: text that can be stored.
+        dependencies=[Depends(check_parameters)],
         docs_url=None,
         redoc_url=None,
     )
@@ -62,6 +65,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # The guest page an invite link opens (HTML, and its CSS at /guest/assets/guest.css).
     guest.install(app)
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.mount(

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# How much of a refused value an error answer quotes.
+ECHO_MAX = 60
+
+
+def echo(value: object) -> str:
+    """A value as an error answer quotes it: its repr, cut to ECHO_MAX characters."""
+    text = repr(value)
+    return text if len(text) <= ECHO_MAX else text[: ECHO_MAX - 1] + "…"
+
 
 @dataclass(frozen=True)
 class Problem:

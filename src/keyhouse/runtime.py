@@ -17,6 +17,7 @@ from keyhouse.services.listing_cache import ListingCache
 from keyhouse.settings import Settings
 from keyhouse.store import repo
 from keyhouse.store.database import Database
+from keyhouse.store.files import secure_data_folder
 from keyhouse.store.models import SmartlockAuth
 from keyhouse.store.notify import LockListener
 from keyhouse.worker import InFlight, Worker
@@ -27,6 +28,7 @@ MAIL_QUEUE = "outbox"
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        secure_data_folder(settings.data)  # 0700, its secrets 0600 (tightened if looser)
         self.db = Database(settings.resolved_database_url)
         # The simulator; the emulator API and the admin CLI speak to it directly.
         self.link = VirtualLockLink(

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     # message before it counts as dead (longer than any SMTP exchange: 10 s per step).
     mail_retry_seconds: float = 2.0
     mail_claim_timeout_seconds: float = 120.0
+    # Mail: after this many attempts that failed unexpectedly (an error that is neither the
+    # server's answer nor an unreachable server, or a sender that died mid-attempt) a message
+    # not yet handed over is marked failed with its last error, instead of retried for ever.
+    mail_max_attempts: int = Field(default=5, ge=1)
+    # The largest request body taken (413 above it), checked while the body streams in.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     @field_validator("smtp_url")
     @classmethod

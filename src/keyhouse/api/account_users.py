@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
+from keyhouse.api.edge import ID32, INT32_MAX
 from keyhouse.api.responses import json_response, no_content
 from keyhouse.api.security import runtime_of, scoped
 from keyhouse.errors import ValidationFailed
@@ -29,12 +30,18 @@ user_scope = scoped("account", "smartlock.auth")
 )
 def list_users(
     request: Request,
-    email: str | None = Query(None, description="Filter for email (case-insensitive)"),
-    offset: int = Query(0, description="The offset of the first user to return"),
+    email: str | None = Query(
+        None, description="Filter for email (case-insensitive)", max_length=320
+    ),
+    offset: int = Query(
+        0, description="The offset of the first user to return", ge=0, le=INT32_MAX
+    ),
     limit: int = Query(
         account_users.USERS_PAGE_MAX,
         description=f"How many users to return; over {account_users.USERS_PAGE_MAX} the "
         "maximum is used",
+        ge=1,
+        le=INT32_MAX,
     ),
     caller: Caller = Depends(user_scope),
 ) -> Response:
@@ -82,7 +89,7 @@ def create_user(
 )
 def get_user(
     request: Request,
-    accountUserId: int = Path(description="The account user id"),
+    accountUserId: int = Path(description="The account user id", **ID32),
     caller: Caller = Depends(user_scope),
 ) -> Response:
     """Scopes: account or smartlock.auth."""
@@ -100,7 +107,7 @@ def get_user(
 )
 def update_user(
     request: Request,
-    accountUserId: int = Path(description="The account user id"),
+    accountUserId: int = Path(description="The account user id", **ID32),
     caller: Caller = Depends(user_scope),
     body: Any = Depends(json_body),
 ) -> Response:
@@ -120,7 +127,7 @@ def update_user(
 )
 def delete_user(
     request: Request,
-    accountUserId: int = Path(description="The account user id"),
+    accountUserId: int = Path(description="The account user id", **ID32),
     caller: Caller = Depends(user_scope),
 ) -> Response:
     """Scopes: account or smartlock.auth. The user's keys are removed from their locks."""

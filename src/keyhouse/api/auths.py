@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
+from keyhouse.api.edge import INT32, LOCK_ID, ascii_int, echo
 from keyhouse.api.responses import JSON, json_response, no_content
 from keyhouse.api.security import (
     bearer_token,
@@ -42,6 +44,8 @@ AUTH_SCOPES = ("smartlock.auth",)
 auth_scope = scoped(*AUTH_SCOPES)
 
 TYPES_DOC = "Filter for types, comma-separated, e.g. 0,2,13"
+TYPES_PATTERN = r"^\s*(-?[0-9]{1,10}\s*(,\s*-?[0-9]{1,10}\s*)*)?$"
+_TYPE = re.compile(r"-?[0-9]{1,10}")
 ASYNC_NOTE = (
     " Answers 204 once the change is stored and queued for the lock; the key shows "
     "syncState 'pending' and an operationId until the lock confirms, then 'applied' with its "
@@ -52,16 +56,21 @@ ASYNC_NOTE = (
 def parse_types(types: str | None) -> list[int] | None:
     if types is None or not types.strip():
         return None
+    parts = types.split(",")
+    if len(parts) > 100:
+        raise ValidationFailed(
+            f"types lists {len(parts)} values: at most 100", field="types", rule="max_items"
+        )
     found = []
-    for part in types.split(","):
-        part = part.strip()
-        if not part.lstrip("-").isdigit():
+    for part in parts:
+        if not _TYPE.fullmatch(part.strip()):
             raise ValidationFailed(
-                f"types {types!r} is not a comma-separated list of numbers: use e.g. 0,2,13",
+                f"types {echo(types)} is not a comma-separated list of numbers in ASCII "
+                "digits: use e.g. 0,2,13",
                 field="types",
                 rule="format",
             )
-        found.append(int(part))
+        found.append(ascii_int(part, "types"))
     return found
 
 
@@ -82,9 +91,13 @@ async def _write(request: Request, work: Callable[[Session], Outcome]) -> Respon
 def list_all_keys(
     request: Request,
     accountUserId: int | None = Query(
-        None, description="A positive id filters for that user; a negative one for keys without"
+        None,
+        description="A positive id filters for that user; a negative one for keys without",
+        **INT32,
     ),
-    types: str | None = Query(None, description=TYPES_DOC),
+    types: str | None = Query(
+        None, description=TYPES_DOC, json_schema_extra={"pattern": TYPES_PATTERN}
+    ),
     caller: Caller = Depends(auth_scope),
 ) -> Response:
     """Scope: smartlock.auth."""
@@ -176,8 +189,10 @@ async def delete_keys(
 )
 async def list_lock_keys(
     request: Request,
-    smartlockId: int = Path(description="The smartlock id"),
-    types: str | None = Query(None, description=TYPES_DOC),
+    smartlockId: int = Path(description="The smartlock id", **LOCK_ID),
+    types: str | None = Query(
+        None, description=TYPES_DOC, json_schema_extra={"pattern": TYPES_PATTERN}
+    ),
 ) -> Response:
     # The hot path: token, scope and listing in one trip to the thread pool and one session.
     wanted = parse_types(types)
@@ -223,7 +238,7 @@ def _lock_keys_json(
 )
 async def create_key(
     request: Request,
-    smartlockId: int = Path(description="The smartlock id"),
+    smartlockId: int = Path(description="The smartlock id", **LOCK_ID),
     caller: Caller = Depends(auth_scope),
     body: Any = Depends(json_body),
 ) -> Response:
@@ -241,7 +256,7 @@ async def create_key(
 )
 def get_key(
     request: Request,
-    smartlockId: int = Path(description="The smartlock id"),
+    smartlockId: int = Path(description="The smartlock id", **LOCK_ID),
     id: str = Path(description="The key's unique id (24 hex digits)"),
     caller: Caller = Depends(auth_scope),
 ) -> Response:
@@ -262,7 +277,7 @@ def get_key(
 )
 async def update_key(
     request: Request,
-    smartlockId: int = Path(description="The smartlock id"),
+    smartlockId: int = Path(description="The smartlock id", **LOCK_ID),
     id: str = Path(description="The key's unique id (24 hex digits)"),
     caller: Caller = Depends(auth_scope),
     body: Any = Depends(json_body),
@@ -283,7 +298,7 @@ async def update_key(
 )
 async def delete_key(
     request: Request,
-    smartlockId: int = Path(description="The smartlock id"),
+    smartlockId: int = Path(description="The smartlock id", **LOCK_ID),
     id: str = Path(description="The key's unique id (24 hex digits)"),
     caller: Caller = Depends(auth_scope),
 ) -> Response:

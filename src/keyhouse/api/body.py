@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from keyhouse.api.edge import check_json, parse_int
 from keyhouse.errors import MalformedBody, Problem, ValidationFailed
 from keyhouse.rules.violations import RuleViolation
 from keyhouse.schemas.base import RequestShape
@@ -73,7 +74,21 @@ def _where(text: str, error: json.JSONDecodeError) -> str:
 
 
 def parse_json(raw: bytes) -> tuple[Any, bool]:
-    """The parsed body, and whether shell line continuations had to be read as line breaks."""
+    """The parsed body, and whether shell line continuations had to be read as line breaks.
+
+    What can't go further (a NUL, a lone surrogate, a number beyond 64 bits, an array beyond
+    the bulk limit) is refused here with its field: see :mod:`keyhouse.api.edge`.
+    """
+    data, repaired = _parse_json(raw)
+    check_json(data)
+    return data, repaired
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_int=parse_int)
+
+
+def _parse_json(raw: bytes) -> tuple[Any, bool]:
     if not raw.strip():
         raise MalformedBody(
             "the request has no body: send a JSON document with Content-Type: application/json",
@@ -87,7 +102,7 @@ def parse_json(raw: bytes) -> tuple[Any, bool]:
             rule="json",
         ) from None
     try:
-        return json.loads(text), False
+        return _loads(text), False
     except RecursionError:
         raise MalformedBody(
             "the body nests arrays or objects too deeply to be read: send a flatter JSON document",
@@ -97,7 +112,7 @@ def parse_json(raw: bytes) -> tuple[Any, bool]:
         repaired = strip_shell_continuations(text)
         if repaired is not None:
             try:
-                return json.loads(repaired), True
+                return _loads(repaired), True
             except json.JSONDecodeError:
                 pass
         message = f"the body is not valid JSON at {_where(text, error)}"
@@ -114,6 +129,9 @@ def parse_json(raw: bytes) -> tuple[Any, bool]:
 def _field_of(location: tuple[int | str, ...]) -> str | None:
     parts = [str(p) if isinstance(p, int) else p for p in location if p not in ("body",)]
     return ".".join(parts) if parts else None
+
+
+_RANGE_KINDS = ("greater_than_equal", "less_than_equal", "greater_than", "less_than")
 
 
 def problems_of(error: ValidationError) -> list[Problem]:
@@ -141,6 +159,12 @@ def problems_of(error: ValidationError) -> list[Problem]:
         elif kind == "list_type":
             message = f"{name} must be a JSON array, not {json.dumps(value)[:60]}"
             rule = "type"
+        elif kind in _RANGE_KINDS:
+            context = item.get("ctx") or {}
+            bound = next(iter(context.values()), "?")
+            side = "at least" if kind.startswith("greater") else "at most"
+            message = f"{name} {json.dumps(value)[:60]} is out of range: it must be {side} {bound}"
+            rule = "range"
         else:
             shown = json.dumps(value)[:60] if value is not None or kind != "none_required" else ""
             detail = item["msg"].removeprefix("Value error, ")

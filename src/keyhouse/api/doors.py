@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
+from keyhouse.api.edge import LOCK_ID
 from keyhouse.api.responses import no_content
 from keyhouse.api.security import runtime_of, scoped
 from keyhouse.schemas.log import SmartlockAction
@@ -35,7 +36,7 @@ ACTION_NOTE = (
 )
 def action(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(action_scope),
     body: Any = Depends(json_body),
 ) -> Response:
@@ -53,7 +54,7 @@ def action(
 )
 def lock(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(action_scope),
 ) -> Response:
     doors.lock_action(runtime_of(request), caller, smartlockId, 2, 0)
@@ -69,7 +70,7 @@ def lock(
 )
 def unlock(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(action_scope),
 ) -> Response:
     doors.lock_action(runtime_of(request), caller, smartlockId, 1, 0)
@@ -87,7 +88,7 @@ def unlock(
 )
 def sync(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(action_scope),
 ) -> Response:
     doors.sync_lock(runtime_of(request), caller, smartlockId)

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
+from keyhouse.api.edge import LOCK_ID
 from keyhouse.api.responses import json_response
 from keyhouse.api.security import runtime_of, scoped
 from keyhouse.devices.link import DoorEvent
@@ -69,7 +70,7 @@ def decision(runtime: Runtime, smartlock_id: int, event: DoorEvent, log_id: str)
 )
 def get_lock(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
 ) -> Response:
     runtime = runtime_of(request)
@@ -90,7 +91,7 @@ def get_lock(
 )
 def configure(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
     body: Any = Depends(json_body),
 ) -> Response:
@@ -119,7 +120,7 @@ def configure(
 )
 def keypad(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
     body: Any = Depends(json_body),
 ) -> Response:
@@ -137,7 +138,7 @@ def keypad(
 )
 def app_key(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
     body: Any = Depends(json_body),
 ) -> Response:
@@ -156,7 +157,7 @@ def app_key(
 )
 def press_button(
     request: Request,
-    smartlockId: int = Path(description=LOCK_ID_DOC),
+    smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
 ) -> Response:
     runtime = runtime_of(request)

@@ -8,10 +8,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from keyhouse.api.body import problems_of
 from keyhouse.api.responses import error_body, request_id_of
-from keyhouse.errors import KeyhouseError, Problem, ValidationFailed
+from keyhouse.errors import KeyhouseError, Problem, ValidationFailed, echo
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +31,36 @@ def _parameter_problems(exc: RequestValidationError) -> list[Problem]:
         value = item.get("input")
         expected = item.get("msg", "is not valid")
         kind = {"path": "path parameter", "query": "query parameter"}.get(where, where)
+        rule = item.get("type", "invalid")
+        if rule in _RANGE_KINDS:
+            rule = "range"
         found.append(
             Problem(
-                name,
-                item.get("type", "invalid"),
-                f"the {kind} {name} = {value!r} is not valid: {expected.lower()}",
+                name, rule, f"the {kind} {name} = {echo(value)} is not valid: {expected.lower()}"
             )
         )
     return found
+
+
+_RANGE_KINDS = (
+    "greater_than_equal",
+    "less_than_equal",
+    "greater_than",
+    "less_than",
+    "int_parsing_size",
+)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for method in ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"):
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            methods.add(method)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -66,6 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 status=405,
             )
             error.code = "method_not_allowed"
+            error.headers = {"Allow": _allowed_methods(request)}  # RFC 9110, 15.5.6
         else:
             error = KeyhouseError(str(exc.detail), status=exc.status_code)
             error.code = "http_error"

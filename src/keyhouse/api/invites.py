@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
+from keyhouse.api.edge import LOCK_ID
 from keyhouse.api.responses import json_response
 from keyhouse.api.security import runtime_of, scoped
 from keyhouse.runtime import MAIL_QUEUE
@@ -44,7 +45,7 @@ def list_invites(
 )
 def resend_invite(
     request: Request,
-    smartlockId: int = Path(description="The smartlock id"),
+    smartlockId: int = Path(description="The smartlock id", **LOCK_ID),
     id: str = Path(description="The key's id (24 hex digits)"),
     caller: Caller = Depends(auth_scope),
 ) -> Response:

@@ -8,6 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
+from keyhouse.api.edge import INT32, INT32_MAX, LOCK_ID
 from keyhouse.api.responses import json_response
 from keyhouse.api.security import runtime_of, scoped
 from keyhouse.errors import ValidationFailed
@@ -46,12 +47,16 @@ class LogQuery:
 
 
 def log_query(
-    accountUserId: int | None = Query(None, description="Filter for the account user"),
-    fromDate: str | None = Query(None, description="From this instant (RFC 3339)"),
-    toDate: str | None = Query(None, description="Until this instant (RFC 3339)"),
-    action: int | None = Query(None, description="Filter for the action"),
+    accountUserId: int | None = Query(None, description="Filter for the account user", **INT32),
+    fromDate: str | None = Query(
+        None, description="From this instant (RFC 3339)", json_schema_extra={"format": "date-time"}
+    ),
+    toDate: str | None = Query(
+        None, description="Until this instant (RFC 3339)", json_schema_extra={"format": "date-time"}
+    ),
+    action: int | None = Query(None, description="Filter for the action", **INT32),
     id: str | None = Query(None, description="Only entries older than this log entry id"),
-    limit: int = Query(logs.LOG_LIMIT_DEFAULT, description=LIMIT_DOC),
+    limit: int = Query(logs.LOG_LIMIT_DEFAULT, description=LIMIT_DOC, ge=1, le=INT32_MAX),
 ) -> LogQuery:
     return LogQuery(
         accountUserId, _date(fromDate, "fromDate"), _date(toDate, "toDate"), action, id, limit
@@ -82,7 +87,7 @@ def _answer(request: Request, caller: Caller, query: LogQuery, **where: object) 
 )
 def lock_log(
     request: Request,
-    smartlockId: int = Path(description="The smartlock id"),
+    smartlockId: int = Path(description="The smartlock id", **LOCK_ID),
     authId: str | None = Query(None, description="Filter for the key's id"),
     query: LogQuery = Depends(log_query),
     caller: Caller = Depends(log_scope),

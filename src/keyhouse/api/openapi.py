@@ -110,21 +110,62 @@ def _component_schemas() -> dict[str, Any]:
     return _rename(schemas)
 
 
-def _error_responses() -> dict[str, Any]:
+def _error_responses(method: str, has_body: bool) -> dict[str, Any]:
+    """The errors an operation can answer, each in the one error shape."""
     ref = {"$ref": "#/components/schemas/ErrorBody"}
     content = {"application/json": {"schema": ref}}
-    return {
+    found = {
         "400": {
-            "description": "Bad parameter: the body names the field and the rule",
+            "description": "Bad parameter: the body names the field and the rule (a NUL "
+            "character, a lone surrogate, a number beyond its range, more than 10,000 items…)",
             "content": content,
         },
         "401": {"description": "No token, or an unknown one", "content": content},
         "403": {"description": "Missing scope, or not in your account", "content": content},
-        "409": {
-            "description": "Conflict (e-mail or keypad code taken, limits)",
-            "content": content,
-        },
+        "404": {"description": "No such resource in your account", "content": content},
     }
+    if method != "get":
+        found["409"] = {
+            "description": "Conflict (e-mail or keypad code taken, limits, lock offline or "
+            "refusing)",
+            "content": content,
+        }
+        found["423"] = {
+            "description": "Other changes to the same lock are being stored: retry after the "
+            "seconds in Retry-After",
+            "content": content,
+        }
+    if has_body:
+        found["413"] = {
+            "description": "The body is larger than KEYHOUSE_MAX_BODY_BYTES (1 MiB by default)",
+            "content": content,
+        }
+    return found
+
+
+_KEYWORDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _json_schema_terms(node: Any, parent: str = "") -> Any:
+    """Pydantic writes the bounds of an integer behind a validator as ge/le, which JSON Schema
+    does not know: as minimum/maximum (the tighter one where both are given)."""
+    if isinstance(node, list):
+        return [_json_schema_terms(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out[key] = _json_schema_terms(value, key)
+    if parent in ("properties", "paths", "schemas", "responses", "examples", "example"):
+        return out
+    for short, keyword in _KEYWORDS.items():
+        if short in out and isinstance(out[short], int | float):
+            bound = out.pop(short)
+            if keyword in out:
+                tighter = max if keyword in ("minimum", "exclusiveMinimum") else min
+                bound = tighter(out[keyword], bound)
+            out[keyword] = bound
+    return out
 
 
 def _plain_optional(schema: dict[str, Any]) -> dict[str, Any]:
@@ -167,12 +208,14 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     }
     document["security"] = [{"bearerAuth": []}]
     for path in document.get("paths", {}).values():
-        for operation in path.values():
+        for method, operation in path.items():
             for parameter in operation.get("parameters", []):
                 parameter["schema"] = _plain_optional(parameter.get("schema", {}))
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
-            for status, answer in _error_responses().items():
+            has_body = "requestBody" in operation
+            for status, answer in _error_responses(method, has_body).items():
                 responses.setdefault(status, answer)
+    document = _json_schema_terms(document)
     app.openapi_schema = document
     return document

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
+from keyhouse.api.edge import INT32, LOCK_ID
 from keyhouse.api.responses import json_response
 from keyhouse.api.security import runtime_of, scoped
 from keyhouse.schemas.smartlock import Smartlock
@@ -23,8 +24,8 @@ read_scope = scoped("smartlock", "smartlock.readOnly")
 )
 def list_smartlocks(
     request: Request,
-    authId: int | None = Query(None, description="Filter for authId"),
-    type: int | None = Query(None, description="Filter for type"),
+    authId: int | None = Query(None, description="Filter for authId", **INT32),
+    type: int | None = Query(None, description="Filter for type", **INT32),
     caller: Caller = Depends(read_scope),
 ) -> Response:
     """Scopes: smartlock or smartlock.readOnly."""
@@ -41,7 +42,7 @@ def list_smartlocks(
 )
 def get_smartlock(
     request: Request,
-    smartlockId: int = Path(description="The smartlock id"),
+    smartlockId: int = Path(description="The smartlock id", **LOCK_ID),
     caller: Caller = Depends(read_scope),
 ) -> Response:
     """Scopes: smartlock or smartlock.readOnly."""

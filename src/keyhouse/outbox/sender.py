@@ -15,13 +15,14 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from keyhouse.mail.render import render_mail
 from keyhouse.outbox.smtp_url import SmtpTarget, parse_smtp_url
 from keyhouse.rules.dates import utcnow
 from keyhouse.settings import Settings
 from keyhouse.store.database import Database
+from keyhouse.store.files import private_folder, write_private
 from keyhouse.store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,22 @@ class MailSender:
         with self.db.session() as session:
             if session.scalars(select(OutboxMessage.id).where(*abandoned).limit(1)).first() is None:
                 return
+            limit = self.settings.mail_max_attempts
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    *abandoned,
+                    OutboxMessage.handed_over_at.is_(None),
+                    OutboxMessage.attempts >= limit,
+                )
+                .values(
+                    status="failed",
+                    secrets=None,
+                    last_error=f"the sender stopped during each of {limit} attempts to send "
+                    "this message, before handing it over; it is not tried again. Last error: "
+                    + func.coalesce(OutboxMessage.last_error, "none recorded"),
+                )
+            )
             session.execute(
                 update(OutboxMessage)
                 .where(*abandoned, OutboxMessage.handed_over_at.is_(None))
@@ -215,6 +232,9 @@ class MailSender:
                 }
                 self._record(row.id, outcome)
                 return sent
+            except Exception as exc:  # a bug, or data no mail server can take
+                log.exception("mail %s: unexpected error", row.message_id)
+                outcome = self._after_unexpected(row, exc)
             else:
                 outcome = {
                     "status": "sent",
@@ -225,6 +245,33 @@ class MailSender:
                 sent += 1
             self._record(row.id, outcome)
         return sent
+
+    def _after_unexpected(self, row: OutboxMessage, exc: Exception) -> dict[str, object]:
+        """After the hand-over mark: unconfirmed (never a resend). Before it: retried with
+        backoff, and failed with the error once ``mail_max_attempts`` attempts are spent."""
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        with self.db.read() as session:
+            handed_over = session.scalar(
+                select(OutboxMessage.handed_over_at).where(OutboxMessage.id == row.id)
+            )
+        if handed_over is not None:
+            return {
+                "status": "unconfirmed",
+                "last_error": f"{UNCONFIRMED} ({error})",
+                "secrets": None,
+            }
+        if row.attempts >= self.settings.mail_max_attempts:
+            return {
+                "status": "failed",
+                "secrets": None,
+                "last_error": f"Keyhouse could not send this message ({error}); it gave up after "
+                f"{row.attempts} attempts",
+            }
+        return {
+            "status": "pending",
+            "last_error": error,
+            "next_attempt_at": utcnow() + timedelta(seconds=self.retry_delay(row.attempts)),
+        }
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds before the next try after ``attempts`` failed ones: doubling, capped."""
@@ -285,12 +332,9 @@ class MailSender:
 
     def _write_eml(self, row: OutboxMessage, message: EmailMessage) -> Path:
         """Write the mail as a file named after its row: writing it again replaces it."""
-        folder = self.settings.mail_dir
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_folder(self.settings.mail_dir)
         path = folder / f"{row.id:06d}-{row.kind.replace('_', '-')}.eml"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(bytes(message))
-        temporary.replace(path)
+        write_private(path, bytes(message))  # 0600: it holds the guest link or keypad code
         return path
 
 

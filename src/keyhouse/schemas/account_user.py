@@ -22,6 +22,7 @@ class Language(StrEnum):
 
 
 USER_NAME_MAX = 200
+_EMAIL: dict[str, Any] = {"format": "email", "maxLength": 320}
 
 
 class AccountUser(ResponseShape):
@@ -44,7 +45,11 @@ _USER_READ_ONLY = frozenset(
 class AccountUserCreate(RequestShape):
     ignored_fields: ClassVar[frozenset[str]] = _USER_READ_ONLY
 
-    email: str = Field(description="A valid e-mail address, unique in the account")
+    email: str = Field(
+        description="A valid e-mail address, unique in the account; the part before the @ in "
+        "ASCII (a domain in another script is stored in its xn-- form)",
+        json_schema_extra=_EMAIL,
+    )
     name: str = Field(min_length=1, max_length=USER_NAME_MAX)
     type: Int | None = Field(None, ge=0, le=1, description="0 user, 1 company")
     language: Language | None = None
@@ -59,7 +64,7 @@ class AccountUserCreate(RequestShape):
 class AccountUserUpdate(RequestShape):
     ignored_fields: ClassVar[frozenset[str]] = _USER_READ_ONLY | {"type"}
 
-    email: str | None = None
+    email: str | None = Field(None, json_schema_extra=_EMAIL)
     name: str | None = Field(None, min_length=1, max_length=USER_NAME_MAX)
     language: Language | None = None
 

@@ -11,7 +11,7 @@ from keyhouse.errors import Problem
 from keyhouse.rules.dates import parse_api_datetime
 from keyhouse.rules.keypad import check_keypad_code, keypad_code_from_text
 from keyhouse.rules.violations import RuleViolation
-from keyhouse.schemas.base import ApiDateTime, Int, RequestShape, ResponseShape
+from keyhouse.schemas.base import ApiDateTime, Int, LockId, RequestShape, ResponseShape
 
 # A keypad code: a number, or a string of digits judged as written ("000000" is not 0).
 KeypadCode = Annotated[Int, BeforeValidator(keypad_code_from_text)]
@@ -104,6 +104,8 @@ def _date_or_none(value: Any, info: ValidationInfo) -> Any:
 OptionalApiDate = Annotated[datetime | None, BeforeValidator(_date_or_none)]
 
 _WEEKDAYS = {"minimum": 0, "maximum": 127}
+# Checked by the key rules (with the 20-character limit of keypad codes), documented here.
+_NAME: dict[str, Any] = {"minLength": 1, "maxLength": 32}
 _MINUTES = {"minimum": 0, "maximum": 1439}
 
 AUTH_READ_ONLY = frozenset(
@@ -154,7 +156,9 @@ class _Restrictions(RequestShape):
 class SmartlockAuthCreate(_Restrictions):
     ignored_fields: ClassVar[frozenset[str]] = AUTH_READ_ONLY
 
-    name: str = Field(description="Max 32 characters (20 for keypad codes)")
+    name: str = Field(
+        description="Max 32 characters (20 for keypad codes)", json_schema_extra=_NAME
+    )
     account_user_id: Int | None = Field(None, description="Required unless type is 13")
     remote_allowed: bool = Field(description="True lets the key operate the lock remotely")
     smart_actions_enabled: bool | None = None
@@ -186,7 +190,9 @@ class SmartlockAuthCreate(_Restrictions):
 
 
 class SmartlocksAuthCreate(SmartlockAuthCreate):
-    smartlock_ids: list[Int] = Field(description="The locks to create the key on")
+    smartlock_ids: list[LockId] = Field(
+        description="The locks to create the key on", max_length=10_000
+    )
 
     example: ClassVar[dict[str, Any]] = {
         "name": "Cleaner",
@@ -206,7 +212,9 @@ class SmartlockAuthUpdate(_Restrictions):
     ignored_fields: ClassVar[frozenset[str]] = AUTH_READ_ONLY | {"type"}
     renamed_fields: ClassVar[dict[str, str]] = {"enable": "enabled"}
 
-    name: str | None = Field(None, description="Max 32 characters (20 for keypad codes)")
+    name: str | None = Field(
+        None, description="Max 32 characters (20 for keypad codes)", json_schema_extra=_NAME
+    )
     account_user_id: Int | None = None
     enabled: bool | None = Field(None, description="False disables the key (also accepted: enable)")
     remote_allowed: bool | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
+from annotated_types import Interval
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -19,8 +20,11 @@ def _no_bool(value: Any) -> Any:
 
 
 # An integer in a request: a JSON number or a numeric string ("42", as the real API accepts),
-# but not true/false, which Python would otherwise read as 1/0.
-Int = Annotated[int, BeforeValidator(_no_bool)]
+# but not true/false, which Python would otherwise read as 1/0. Bounded to the column it goes
+# into: ``Int`` to the 32-bit integer columns, ``Int64`` to the 64-bit ones (smartlock ids).
+Int = Annotated[int, BeforeValidator(_no_bool), Interval(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[int, BeforeValidator(_no_bool), Interval(ge=-(2**63), le=2**63 - 1)]
+LockId = Annotated[int, BeforeValidator(_no_bool), Interval(ge=0, le=2**63 - 1)]
 
 ApiDateTime = Annotated[
     datetime,

@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
 
+from keyhouse.rules.actions import ACTIONS_BY_TYPE
 from keyhouse.schemas.auth import _date_or_none
 from keyhouse.schemas.base import ApiDateTime, Int, RequestShape, ResponseShape
 
@@ -28,8 +29,15 @@ class SmartlockLog(ResponseShape):
 
 
 class SmartlockAction(RequestShape):
-    action: Int = Field(description="types 0/3/4: 1 unlock, 2 lock, 3 unlatch, 4 lock 'n' go, 5 …")
-    option: Int = Field(0, description="Option mask: 0 none, 2 force, 4 full lock")
+    action: Int = Field(
+        description="types 0/3/4: 1 unlock, 2 lock, 3 unlatch, 4 lock 'n' go, 5 …",
+        json_schema_extra={"enum": sorted(set().union(*ACTIONS_BY_TYPE.values()))},
+    )
+    option: Int = Field(
+        0,
+        description="Option mask: 0 none, 2 force, 4 full lock",
+        json_schema_extra={"minimum": 0, "maximum": 7},
+    )
 
     example: ClassVar[dict[str, Any]] = {"action": 1, "option": 0}
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
 
-from keyhouse.errors import Conflict, NotFound
+from keyhouse.errors import Conflict, NotFound, echo
 from keyhouse.rules.dates import utcnow
 from keyhouse.schemas.account_user import AccountUserCreate, AccountUserUpdate
 from keyhouse.services import auths
@@ -23,12 +23,21 @@ def _normalized_email(problems: Problems, email: str | None) -> str | None:
     if email is None:
         problems.add("email", "required", "email is required: the address the invite goes to")
         return None
+    shown = echo(email)
     try:
-        result = validate_email(email, check_deliverability=False)
+        # No SMTPUTF8: a local part (before the @) must be ASCII; a domain in another script is
+        # kept in its ASCII (IDNA, xn--) form, the one every mail server takes.
+        result = validate_email(email, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        problems.add("email", "format", f"email {email!r} is not a valid e-mail address: {exc}")
+        reason = str(exc)
+        if not email.split("@")[0].isascii():
+            reason = (
+                "the part before the @ has characters outside ASCII, which needs SMTPUTF8; "
+                "Keyhouse sends mail without it, so use an address written in ASCII"
+            )
+        problems.add("email", "format", f"email {shown} is not a valid e-mail address: {reason}")
         return None
-    return result.normalized
+    return result.ascii_email or result.normalized
 
 
 def _check_name(problems: Problems, name: str | None) -> None:

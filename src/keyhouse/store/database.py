@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from keyhouse.errors import Locked
+from keyhouse.store.files import secure_sqlite_file
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
@@ -75,9 +76,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            path = url.split("///", 1)[1] if "///" in url else ""
+            if path and path != ":memory:" and not path.startswith("file:"):
+                secure_sqlite_file(Path(path))  # 0600 before SQLite first opens it
             # A pool as large as the request thread pool: opening a connection (and setting
             # its pragmas) on every request costs more than the query it serves.
             self.engine: Engine = create_engine(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
@@ -19,6 +19,8 @@ from keyhouse.store.models import (
     SmartlockAuth,
 )
 from keyhouse.store.notify import notify_lock
+
+T = TypeVar("T", int, str)
 
 
 class ApiTokenRow(NamedTuple):
@@ -56,14 +58,26 @@ def lock(session: Session, account_id: int, smartlock_id: int) -> Smartlock | No
     ).first()
 
 
+# The most values one ``IN`` list binds: below SQLite's 32,766 variables and PostgreSQL's
+# 65,535 parameters per statement, whatever the edge lets through.
+IN_CHUNK = 1000
+
+
+def chunks(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    """Sorted values in lists of at most ``size``: one ``IN`` list each."""
+    ordered = sorted(set(values))  # type: ignore[type-var]
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
 def locks_by_ids(session: Session, account_id: int, ids: Iterable[int]) -> dict[int, Smartlock]:
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    rows = session.scalars(
-        select(Smartlock).where(Smartlock.account_id == account_id, Smartlock.id.in_(wanted))
-    )
-    return {row.id: row for row in rows}
+    found: dict[int, Smartlock] = {}
+    for chunk in chunks(ids):
+        rows = session.scalars(
+            select(Smartlock).where(Smartlock.account_id == account_id, Smartlock.id.in_(chunk))
+        )
+        found.update((row.id, row) for row in rows)
+    return found
 
 
 def lock_smartlocks(session: Session, ids: Iterable[int]) -> None:
@@ -75,15 +89,15 @@ def lock_smartlocks(session: Session, ids: Iterable[int]) -> None:
     the write depends on. SQLite: a no-op, since a write session holds the database's write
     lock from its start (``BEGIN IMMEDIATE``).
     """
-    wanted = sorted(set(ids))
-    if not wanted or session.get_bind().dialect.name == "sqlite":
+    if session.get_bind().dialect.name == "sqlite":
         return
-    session.execute(
-        select(Smartlock.id)
-        .where(Smartlock.id.in_(wanted))
-        .order_by(Smartlock.id)
-        .with_for_update(key_share=True)
-    ).all()
+    for chunk in chunks(ids):  # ascending chunks keep the one ascending order
+        session.execute(
+            select(Smartlock.id)
+            .where(Smartlock.id.in_(chunk))
+            .order_by(Smartlock.id)
+            .with_for_update(key_share=True)
+        ).all()
 
 
 def list_locks(
@@ -150,15 +164,15 @@ def auth(
 def auths_by_ids(
     session: Session, account_id: int, auth_keys: Iterable[str]
 ) -> dict[str, SmartlockAuth]:
-    wanted = set(auth_keys)
-    if not wanted:
-        return {}
-    rows = session.scalars(
-        select(SmartlockAuth).where(
-            SmartlockAuth.account_id == account_id, SmartlockAuth.id.in_(wanted)
+    found: dict[str, SmartlockAuth] = {}
+    for chunk in chunks(auth_keys):
+        rows = session.scalars(
+            select(SmartlockAuth).where(
+                SmartlockAuth.account_id == account_id, SmartlockAuth.id.in_(chunk)
+            )
         )
-    )
-    return {row.id: row for row in rows}
+        found.update((row.id, row) for row in rows)
+    return found
 
 
 def list_auths(
