@@ -1,9 +1,9 @@
 """The race tests' kit: a store (SQLite or PostgreSQL), a real `keyhouse serve` on it, requests
 that leave at once, settling, and THE invariant (``check_invariant``).
 
-What the lock holds is read from the virtual lock's own table, in one function
-(``lock_holds``): if the simulator's table or the way a lock entry names its key changes, that
-is the only place to adapt.
+What the lock holds is read from the virtual lock's own table by ``lock_holds``, and compared
+with a key by ``differences``: if the simulator's table, the way a lock entry names its key, or
+the shape of its copy changes, those two functions are the places to adapt.
 
 Periodic repair is off in every server started here (``REPAIR_OFF_ENV`` and ``EXTRA_ENV``), so
 a timer can't hide a race: only the writes themselves, a restart and a lock coming back online
@@ -560,6 +560,20 @@ def lock_holds(store: Store, smartlock_id: int) -> list[Held]:
     ]
 
 
+def differences(key: dict[str, Any], entry: Held) -> dict[str, tuple[Any, Any]]:
+    """Where the lock's copy ``entry`` differs from ``key`` as the server shows it:
+    field -> (server, lock). The simulator keeps a key's fields under their API names, and
+    the lock's slot is the key's authId."""
+    found = {
+        name: (key.get(name), entry.data.get(name))
+        for name in LOCK_FIELDS
+        if key.get(name) != entry.data.get(name)
+    }
+    if key.get("authId") != entry.slot:
+        found["authId"] = (key.get("authId"), entry.slot)
+    return found
+
+
 # --- THE invariant ----------------------------------------------------------------------------
 
 
@@ -629,13 +643,7 @@ def check_invariant(
                 )
                 continue
             for entry in entries:
-                differs = {
-                    name: (key.get(name), entry.data.get(name))
-                    for name in LOCK_FIELDS
-                    if key.get(name) != entry.data.get(name)
-                }
-                if key.get("authId") != entry.slot:
-                    differs["authId"] = (key.get("authId"), entry.slot)
+                differs = differences(key, entry)
                 if differs:
                     text_ = ", ".join(
                         f"{name} server {mine!r} / lock {theirs!r}"

@@ -354,7 +354,11 @@ def limit_round(
     refused_codes = [b["code"] for b in bodies if b not in accepted and "code" in b][:1]
     accepted_codes = [b["code"] for b in accepted if "code" in b][:2]
     problems += check_invariant(harness, locks=[lock], codes=accepted_codes + refused_codes)
-    extra = [k["id"] for k in keys(harness, lock) if k["id"] not in baseline]
+    extra = [
+        k["id"]
+        for k in keys(harness, lock)
+        if k["id"] not in baseline and k.get("syncState") != "deleting"
+    ]
     problems += delete_keys(harness, extra)
     problems += settle(harness, [lock], ignore=rounds.stuck)
     left = len(keys(harness, lock))
