@@ -1,9 +1,9 @@
 """The race tests' kit: a store (SQLite or PostgreSQL), a real `keyhouse serve` on it, requests
 that leave at once, settling, and THE invariant (``check_invariant``).
 
-What the lock holds is read from the virtual lock's own table, in one function
-(``lock_holds``): if the simulator's table or the way a lock entry names its key changes, that
-is the only place to adapt.
+What the lock holds is read from the virtual lock's own table by ``lock_holds``, and compared
+with a key by ``differences``: if the simulator's table, the way a lock entry names its key, or
+the shape of its copy changes, those two functions are the places to adapt.
 
 Periodic repair is off in every server started here (``REPAIR_OFF_ENV`` and ``EXTRA_ENV``), so
 a timer can't hide a race: only the writes themselves, a restart and a lock coming back online
@@ -537,6 +537,20 @@ def lock_holds(store: Store, smartlock_id: int) -> list[Held]:
     ]
 
 
+def differences(key: dict[str, Any], entry: Held) -> dict[str, tuple[Any, Any]]:
+    """Where the lock's copy ``entry`` differs from ``key`` as the server shows it:
+    field -> (server, lock). The simulator keeps a key's fields under their API names, and
+    the lock's slot is the key's authId."""
+    found = {
+        name: (key.get(name), entry.data.get(name))
+        for name in LOCK_FIELDS
+        if key.get(name) != entry.data.get(name)
+    }
+    if key.get("authId") != entry.slot:
+        found["authId"] = (key.get("authId"), entry.slot)
+    return found
+
+
 # --- THE invariant ----------------------------------------------------------------------------
 
 
@@ -606,13 +620,7 @@ def check_invariant(
                 )
                 continue
             for entry in entries:
-                differs = {
-                    name: (key.get(name), entry.data.get(name))
-                    for name in LOCK_FIELDS
-                    if key.get(name) != entry.data.get(name)
-                }
-                if key.get("authId") != entry.slot:
-                    differs["authId"] = (key.get("authId"), entry.slot)
+                differs = differences(key, entry)
                 if differs:
                     text_ = ", ".join(
                         f"{name} server {mine!r} / lock {theirs!r}"
@@ -725,20 +733,30 @@ class Rounds:
 
     name: str
     played: int = 0
-    failed: list[tuple[int, list[str]]] = field(default_factory=list)
+    failed: list[tuple[str, list[str]]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     stuck: set[str] = field(default_factory=set)
+    failed_rounds: int = 0
 
     def record(self, round_: int, problems: Sequence[str]) -> bool:
         """Note a round's problems; False once the pattern should stop (too many failed)."""
         self.played += 1
+        if self._note(f"round {round_}", problems):
+            self.failed_rounds += 1
+        return self.failed_rounds < MAX_FAILED_ROUNDS
+
+    def between(self, what: str, problems: Sequence[str]) -> None:
+        """Note problems found outside a round (a clean-up, the server's log at the end)."""
+        self._note(what, problems)
+
+    def _note(self, label: str, problems: Sequence[str]) -> bool:
         self.stuck |= stuck_ids(problems)
         new = [p for p in dict.fromkeys(problems) if p not in self.seen]
         new.sort(key=lambda p: p.startswith("key "))  # the round's summary lines first
         self.seen.update(new)
         if new:
-            self.failed.append((round_, new))
-        return len(self.failed) < MAX_FAILED_ROUNDS
+            self.failed.append((label, new))
+        return bool(new)
 
     def verdict(self, harness: Harness | None = None) -> None:
         """Fail with a summary of the rounds that broke the invariant (and the server's
@@ -746,14 +764,17 @@ class Rounds:
         if not self.failed:
             return
         lines = [
-            f"{self.name}: {len(self.failed)} of {self.played} rounds broke the invariant"
-            + (" (stopped early)" if len(self.failed) >= MAX_FAILED_ROUNDS else "")
+            f"{self.name}: {self.failed_rounds} of {self.played} rounds broke the invariant"
+            + (" (stopped early)" if self.failed_rounds >= MAX_FAILED_ROUNDS else "")
+            + ("" if self.failed_rounds else ", but other checks failed")
         ]
-        for round_, problems in self.failed[:6]:
-            lines.append(f"  round {round_}:")
+        for label, problems in self.failed[:6]:
+            lines.append(f"  {label}:")
             lines += [f"    - {p}" for p in problems[:6]]
             if len(problems) > 6:
                 lines.append(f"    - ... and {len(problems) - 6} more")
+        if len(self.failed) > 6:
+            lines.append(f"  ... and {len(self.failed) - 6} more rounds")
         if harness is not None:
             errors = server_exceptions(harness)
             if errors:
