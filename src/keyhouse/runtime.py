@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections.abc import Iterable
 
 from sqlalchemy import update
 
 from keyhouse.devices.links import Links
 from keyhouse.devices.simulator import VirtualLockLink
-from keyhouse.devices.sync import Reconciler
+from keyhouse.devices.sync import Reconciler, owner_name
 from keyhouse.outbox.sender import MailSender
 from keyhouse.services.listing_cache import ListingCache
 from keyhouse.settings import Settings
@@ -39,7 +36,7 @@ class Runtime:
         )
         self.links = Links(self.db, {"virtual": self.link})
         # Who this process is, in the leases it takes on locks.
-        self.owner = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = owner_name()
         self.reconciler = Reconciler(
             self.db,
             self.links,

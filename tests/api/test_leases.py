@@ -4,6 +4,7 @@ can't write to the lock any more (the simulator's fence)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -92,3 +93,24 @@ def test_sync_while_another_process_holds_the_lease_is_423(tmp_path: Path) -> No
 def test_a_device_call_must_be_shorter_than_the_lease(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be shorter than KEYHOUSE_LEASE_SECONDS"):
         Settings(data=tmp_path, lease_seconds=5, device_timeout_seconds=10)
+
+
+def test_a_lease_of_a_process_that_is_gone_is_taken_at_once(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    with tenant_with(tmp_path) as tenant:
+        lock = tenant.keypad_lock
+        db = tenant.runtime.db
+        finished = subprocess.Popen(["true"])  # once reaped, its process id is free
+        finished.wait()
+        dead = f"{socket.gethostname()[:32]}:{finished.pid}:deadbeef"
+        epoch = db.transaction(lambda s: leases.acquire(s, lock, dead, 30))
+        assert epoch is not None
+        taken = tenant.runtime.reconciler._acquire(lock)
+        assert taken is not None and taken.epoch == epoch + 1
+        # a live holder (this very test process, seen as another owner) keeps its lease
+        db.transaction(lambda s: leases.release(s, lock, tenant.runtime.owner, taken.epoch))
+        alive = f"{socket.gethostname()[:32]}:{os.getppid()}:cafe"
+        assert db.transaction(lambda s: leases.acquire(s, lock, alive, 30)) is not None
+        assert tenant.runtime.reconciler._acquire(lock) is None

@@ -20,6 +20,9 @@ lock at a time; the outcome writes lock the smartlock row first, like every writ
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -72,6 +75,28 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(
         seconds=min(RETRY_FIRST_SECONDS * 2 ** max(attempts - 1, 0), RETRY_MAX_SECONDS)
     )
+
+
+def owner_name() -> str:
+    """This process in the leases it takes: host, process id, and a random part (a process id
+    can be reused)."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def process_is_gone(owner: str) -> bool:
+    """Whether ``owner`` names a process of this machine that no longer runs (False when it
+    may still run, or runs elsewhere: then only the lease's expiry frees the lock)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:32] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class LeaseBusy(Exception):
@@ -172,7 +197,26 @@ class Reconciler:
             lambda s: leases.acquire(s, smartlock_id, self.owner, self.lease_seconds),
             what=f"taking the lease on smartlock {smartlock_id}",
         )
+        if epoch is None:
+            epoch = self._take_from_the_dead(smartlock_id)
         return None if epoch is None else Lease(smartlock_id, epoch, begin)
+
+    def _take_from_the_dead(self, smartlock_id: int) -> int | None:
+        """A lease held by a process of this machine that no longer runs (killed, crashed) is
+        taken at once rather than after it expires: a restart goes on where the dead one
+        stopped. Its epoch still grows, so anything it left in flight stays fenced off."""
+        with self.db.read() as session:
+            held = leases.holder(session, smartlock_id)
+        if held is None or not held[2] or not process_is_gone(held[0]):
+            return None
+        dead, epoch, _valid = held
+        log.info("lease on lock %s held by %s, which is gone: taken over", smartlock_id, dead)
+        return self.db.transaction(
+            lambda s: leases.take_over(
+                s, smartlock_id, dead, epoch, self.owner, self.lease_seconds
+            ),
+            what=f"taking over the lease on smartlock {smartlock_id}",
+        )
 
     def _release(self, lease: Lease) -> None:
         self.db.transaction(

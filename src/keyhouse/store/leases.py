@@ -43,6 +43,24 @@ def acquire(session: Session, smartlock_id: int, owner: str, seconds: float) -> 
     )
 
 
+def take_over(
+    session: Session, smartlock_id: int, dead: str, epoch: int, owner: str, seconds: float
+) -> int | None:
+    """The lease of a holder known to be dead (``dead`` at ``epoch``), for ``owner`` with a new
+    epoch; None if it changed hands meanwhile."""
+    now = db_now(session)
+    return session.scalar(
+        update(DeviceLease)
+        .where(
+            DeviceLease.smartlock_id == smartlock_id,
+            DeviceLease.owner == dead,
+            DeviceLease.epoch == epoch,
+        )
+        .values(owner=owner, epoch=DeviceLease.epoch + 1, expires_at=now + seconds)
+        .returning(DeviceLease.epoch)
+    )
+
+
 def renew(session: Session, smartlock_id: int, owner: str, epoch: int, seconds: float) -> bool:
     """Extend a lease still held (same owner and epoch, not expired); False if it was lost."""
     now = db_now(session)
