@@ -100,20 +100,24 @@ class Runtime:
         self.db.transaction(work, what=f"retrying smartlock {smartlock_id}")
         return self.after_commit([smartlock_id])
 
+    def _hand_over(self, lock_ids: Iterable[int], mails: int) -> list[int]:
+        """Give committed work to the workers; the locks to wait for."""
+        if mails:
+            self.mail_worker.submit([MAIL_QUEUE])
+        ids = list(lock_ids)
+        if ids:
+            self.device_worker.submit(ids)
+        return ids
+
     async def after_commit_async(self, lock_ids: Iterable[int], mails: int = 0) -> bool:
         """``after_commit`` for the event loop: waits without holding a thread, so writes
         waiting for a slow lock never take the threads other requests need."""
         import asyncio
         import time
 
-        if mails:
-            self.mail_worker.submit([MAIL_QUEUE])
-        ids = list(lock_ids)
-        if not ids:
-            return True
-        self.device_worker.submit(ids)
+        ids = self._hand_over(lock_ids, mails)
         deadline = time.monotonic() + self.settings.confirm_wait_seconds
-        while self.device_worker.busy_with(ids):
+        while ids and self.device_worker.busy_with(ids):
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.002)
@@ -125,10 +129,5 @@ class Runtime:
         Returns whether every lock confirmed within ``confirm_wait_seconds``. The answer to the
         client does not depend on it: the key shows its state either way.
         """
-        if mails:
-            self.mail_worker.submit([MAIL_QUEUE])
-        ids = list(lock_ids)
-        if not ids:
-            return True
-        self.device_worker.submit(ids)
-        return self.device_worker.wait(ids, self.settings.confirm_wait_seconds)
+        ids = self._hand_over(lock_ids, mails)
+        return not ids or self.device_worker.wait(ids, self.settings.confirm_wait_seconds)
