@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -48,6 +49,13 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[str] = mapped_column(Text)  # space-separated
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # None: never expires. A token past it gets 401 saying it expired (and when).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set once by a revocation; the row is kept so a 401 can say "revoked" and the audit
+    # log keeps its name.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Recorded at most once a minute per token (not a write on every request).
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Smartlock(Base):
@@ -314,3 +322,62 @@ class SmartlockLog(Base):
     source: Mapped[int] = mapped_column(Integer, default=0)
     date: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AuditEvent(Base):
+    """One change to keys, users, tokens, locks or settings: who, when, what, from where.
+
+    Written in the same transaction as the change; ``before``/``after`` never hold secrets
+    or keypad codes. Kept for ``KEYHOUSE_AUDIT_RETENTION_DAYS``.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_account_id", "account_id", "id"),
+        Index("ix_audit_account_target", "account_id", "target_type", "target_id"),
+        Index("ix_audit_at", "at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who: "token" (with its id and name), "operator" (the CLI on the server), "guest"
+    # (a guest page), "system" (the reconciler, drift repair).
+    actor: Mapped[str] = mapped_column(String(16))
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    token_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # What: e.g. "key.create", "key.update", "key.delete", "user.delete", "token.revoke".
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    smartlock_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # From where: the client's address (as the trusted-proxy rule sees it), or "cli".
+    source: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class IdempotencyRecord(Base):
+    """A write made under an ``Idempotency-Key``: written in the write's own transaction, so
+    a retry finds either nothing (the write did not happen) or the first answer to replay."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("token_id", "key", name="uq_idempotency_token_key"),
+        Index("ix_idempotency_created", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    # SHA-256 (hex) of the request body as sent.
+    body_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    # The first answer: its content type and body (None for a 204).
+    content_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
