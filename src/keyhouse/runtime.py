@@ -10,13 +10,14 @@ from keyhouse.devices.links import Links
 from keyhouse.devices.simulator import VirtualLockLink
 from keyhouse.devices.sync import Reconciler, owner_name
 from keyhouse.outbox.sender import MailSender
-from keyhouse.services.listing_cache import ListingCache
 from keyhouse.settings import Settings
 from keyhouse.store import repo
 from keyhouse.store.database import Database
 from keyhouse.store.files import secure_data_folder
+from keyhouse.store.listing_cache import ListingCache
 from keyhouse.store.models import SmartlockAuth
 from keyhouse.store.notify import LockListener
+from keyhouse.store.token_uses import TokenUses
 from keyhouse.worker import InFlight, Worker
 
 MAIL_QUEUE = "outbox"
@@ -46,6 +47,7 @@ class Runtime:
         )
         self.mail = MailSender(self.db, settings)
         self.key_listings = ListingCache()
+        self.token_uses = TokenUses(self.db)
         self.actions_in_flight = InFlight(settings.actions_per_lock)
         self.device_worker = Worker(
             "keyhouse-devices",

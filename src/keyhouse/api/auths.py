@@ -21,7 +21,7 @@ from keyhouse.api.security import (
     require_scope,
     runtime_of,
     scoped,
-    unknown_token,
+    usable,
 )
 from keyhouse.errors import ValidationFailed
 from keyhouse.rules.secrets_ import hash_token
@@ -210,10 +210,9 @@ def _lock_keys_json(
         # Token and the lock's listing version in one query; the version is read before the
         # rows, so rows read after it are at least as new as it says.
         found = repo.token_with_keys_version(session, token_hash, smartlock_id)
-        if found is None:
-            raise unknown_token()
-        caller = require_scope(caller_of(found[0]), AUTH_SCOPES)
-        version = found[1]
+        row = usable(found[0] if found else None)
+        caller = require_scope(caller_of(row), AUTH_SCOPES)
+        version = found[1] if found else None
         if version is None:
             raise lookup.lock_not_found(smartlock_id)
         cache_key = (smartlock_id, version, tuple(wanted or ()))
@@ -224,7 +223,8 @@ def _lock_keys_json(
             )
             body = to_json([auth_shape(row) for row in rows])
             runtime.key_listings.put(cache_key, body)
-        return body
+    runtime.token_uses.record(row)
+    return body
 
 
 @router.put(

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from keyhouse.errors import MissingScope, Unauthorized
+from keyhouse.rules.dates import utcnow
 from keyhouse.rules.secrets_ import hash_token
 from keyhouse.runtime import Runtime
 from keyhouse.services.caller import Caller
 from keyhouse.store import repo
-from keyhouse.store.models import ApiToken
 from keyhouse.store.repo import ApiTokenRow
 
 NOT_AUTHORIZED = "Your access token is not authorized"
@@ -39,24 +40,57 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-def unknown_token() -> Unauthorized:
+CREATE_ONE = "create a new one with 'keyhouse admin token create --account ID'"
+
+
+def _refused(why: str) -> Unauthorized:
     return Unauthorized(
-        f"{NOT_AUTHORIZED}: the token is unknown or was revoked; create one with "
-        "'keyhouse admin token create --account ID'",
+        f"{NOT_AUTHORIZED}: {why}",
         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
     )
 
 
-def caller_of(row: ApiToken | ApiTokenRow) -> Caller:
-    return Caller(account_id=row.account_id, scopes=frozenset(row.scopes.split()), token_id=row.id)
+def unknown_token() -> Unauthorized:
+    return _refused(f"the token is unknown (not one this server issued); {CREATE_ONE}")
 
 
-def caller_for(session: Session, header: str | None) -> Caller:
-    """The caller an Authorization header stands for, looked up in ``session``."""
-    row = repo.token_by_hash(session, hash_token(bearer_token(header)))
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def usable(row: ApiTokenRow | None, now: datetime | None = None) -> ApiTokenRow:
+    """The token row if it may be used now; else the 401 that says why."""
     if row is None:
         raise unknown_token()
-    return caller_of(row)
+    if row.revoked_at is not None:
+        raise _refused(
+            f"the token '{row.name}' was revoked at {_when(row.revoked_at)}; {CREATE_ONE}"
+        )
+    if row.expires_at is not None and row.expires_at <= (now or utcnow()):
+        raise _refused(f"the token '{row.name}' expired at {_when(row.expires_at)}; {CREATE_ONE}")
+    return row
+
+
+def caller_of(row: ApiTokenRow, source: str | None = None) -> Caller:
+    return Caller(
+        account_id=row.account_id,
+        scopes=frozenset(row.scopes.split()),
+        token_id=row.id,
+        token_name=row.name,
+        source=source,
+    )
+
+
+def caller_for(session: Session, header: str | None, source: str | None = None) -> Caller:
+    """The caller an Authorization header stands for, looked up in ``session``."""
+    row = usable(repo.token_row_by_hash(session, hash_token(bearer_token(header))))
+    return caller_of(row, source)
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address: uvicorn replaces it from X-Forwarded-For only for a trusted
+    proxy (KEYHOUSE_TRUSTED_PROXIES)."""
+    return request.client.host if request.client else None
 
 
 def require_scope(caller: Caller, any_of: tuple[str, ...]) -> Caller:
@@ -71,8 +105,12 @@ def require_scope(caller: Caller, any_of: tuple[str, ...]) -> Caller:
 
 
 def current_caller(request: Request) -> Caller:
-    with runtime_of(request).db.read() as session:
-        return caller_for(session, request.headers.get("authorization"))
+    runtime = runtime_of(request)
+    token_hash = hash_token(bearer_token(request.headers.get("authorization")))
+    with runtime.db.read() as session:
+        row = usable(repo.token_row_by_hash(session, token_hash))
+    runtime.token_uses.record(row)
+    return caller_of(row, client_address(request))
 
 
 def scoped(*any_of: str) -> Callable[..., Awaitable[Caller]]:

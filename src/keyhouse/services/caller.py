@@ -23,3 +23,7 @@ class Caller:
     account_id: int
     scopes: frozenset[str]
     token_id: int
+    # For the audit log: the token's name, and the client's address (as the trusted-proxy
+    # rule gives it), or "cli" for the operator's own commands.
+    token_name: str = ""
+    source: str | None = None

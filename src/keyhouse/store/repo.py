@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple, TypeVar
 
 from sqlalchemy import func, or_, select, text, update
@@ -27,10 +27,21 @@ class ApiTokenRow(NamedTuple):
     id: int
     account_id: int
     scopes: str
+    name: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
 
 
-def token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
-    return session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
+TOKEN_COLUMNS = (
+    ApiToken.id,
+    ApiToken.account_id,
+    ApiToken.scopes,
+    ApiToken.name,
+    ApiToken.expires_at,
+    ApiToken.revoked_at,
+    ApiToken.last_used_at,
+)
 
 
 def token_with_keys_version(
@@ -39,14 +50,31 @@ def token_with_keys_version(
     """The token's columns, and the key-listing version of the lock if it is in the token's
     account: one plain query (no ORM objects) for the hot path."""
     row = session.execute(
-        select(ApiToken.id, ApiToken.account_id, ApiToken.scopes, Smartlock.keys_version)
+        select(*TOKEN_COLUMNS, Smartlock.keys_version)
         .outerjoin(
             Smartlock,
             (Smartlock.account_id == ApiToken.account_id) & (Smartlock.id == smartlock_id),
         )
         .where(ApiToken.token_hash == token_hash)
     ).first()
-    return None if row is None else (ApiTokenRow(row[0], row[1], row[2]), row[3])
+    return None if row is None else (ApiTokenRow(*row[:-1]), row[-1])
+
+
+def token_row_by_hash(session: Session, token_hash: str) -> ApiTokenRow | None:
+    row = session.execute(select(*TOKEN_COLUMNS).where(ApiToken.token_hash == token_hash)).first()
+    return None if row is None else ApiTokenRow(*row)
+
+
+def record_token_use(session: Session, token_id: int, now: datetime, every: timedelta) -> None:
+    """Set the token's ``last_used_at`` unless it was set less than ``every`` ago."""
+    session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            (ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at < now - every),
+        )
+        .values(last_used_at=now)
+    )
 
 
 # --- smartlocks ---------------------------------------------------------------------------
