@@ -104,3 +104,10 @@ class DeviceError(KeyhouseError):
 
     status = 409
     code = "device_error"
+
+
+class TooManyRequests(KeyhouseError):
+    """A rate limit: the answer carries Retry-After (seconds) and says when to try again."""
+
+    status = 429
+    code = "rate_limited"

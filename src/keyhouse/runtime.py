@@ -17,6 +17,7 @@ from keyhouse.store.files import secure_data_folder
 from keyhouse.store.listing_cache import ListingCache
 from keyhouse.store.models import SmartlockAuth
 from keyhouse.store.notify import LockListener
+from keyhouse.store.rate_limits import RateLimits
 from keyhouse.store.token_uses import TokenUses
 from keyhouse.worker import InFlight, Worker
 
@@ -48,6 +49,7 @@ class Runtime:
         self.mail = MailSender(self.db, settings)
         self.key_listings = ListingCache()
         self.token_uses = TokenUses(self.db)
+        self.rate_limits = RateLimits(settings.redis_url)
         self.actions_in_flight = InFlight(settings.actions_per_lock)
         self.device_worker = Worker(
             "keyhouse-devices",

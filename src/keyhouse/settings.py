@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyhouse.outbox.smtp_url import parse_smtp_url
+from keyhouse.rules.rate_limit import parse_rule
 
 
 def default_data_dir() -> Path:
@@ -57,12 +58,51 @@ class Settings(BaseSettings):
     mail_max_attempts: int = Field(default=5, ge=1)
     # The largest request body taken (413 above it), checked while the body streams in.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Rate limits ("N/second|minute|hour|day", "N per M minutes", or "off"); see
+    # docs/reliability.md. Per API token, every request:
+    rate_limit: str = "3000/minute"
+    # Per client address, failed authentications (no, unknown, revoked or expired token);
+    # once spent, that address gets 429 before its token is even looked at.
+    auth_failure_limit: str = "60/minute"
+    # Per key, resends of its invite mail.
+    resend_limit: str = "5/hour"
+    # The guest page, per client address: every request, and unknown links.
+    guest_rate_limit: str = "30/minute"
+    guest_unknown_limit: str = "5/minute"
+    # Where rate limits are counted: in process memory (default), or Redis, shared by every
+    # process (e.g. redis://127.0.0.1:6379/0).
+    redis_url: str | None = None
+    # The proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs
+    # or networks, "*" for any); default none: the client address is the connection's.
+    trusted_proxies: str = ""
 
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url_is_usable(cls, value: str | None) -> str | None:
         if value:
             parse_smtp_url(value)  # a ValueError that says what to write
+        return value or None
+
+    @field_validator(
+        "rate_limit",
+        "auth_failure_limit",
+        "resend_limit",
+        "guest_rate_limit",
+        "guest_unknown_limit",
+    )
+    @classmethod
+    def _a_rate_limit(cls, value: str) -> str:
+        parse_rule(value)  # a ValueError that says what to write
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"KEYHOUSE_REDIS_URL {value!r} is not a Redis URL: write e.g. "
+                "redis://127.0.0.1:6379/0"
+            )
         return value or None
 
     @model_validator(mode="after")

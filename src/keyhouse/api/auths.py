@@ -16,15 +16,14 @@ from keyhouse.api.body_dependency import body_doc, json_body
 from keyhouse.api.edge import INT32, LOCK_ID, ascii_int, echo
 from keyhouse.api.responses import JSON, json_response, no_content
 from keyhouse.api.security import (
-    bearer_token,
+    authenticated,
     caller_of,
+    client_address,
     require_scope,
     runtime_of,
     scoped,
-    usable,
 )
 from keyhouse.errors import ValidationFailed
-from keyhouse.rules.secrets_ import hash_token
 from keyhouse.runtime import Runtime
 from keyhouse.schemas.auth import (
     SmartlockAuth,
@@ -38,6 +37,7 @@ from keyhouse.services.auths import Outcome
 from keyhouse.services.caller import Caller
 from keyhouse.services.present import auth_shape, to_json
 from keyhouse.store import repo
+from keyhouse.store.repo import ApiTokenRow
 
 router = APIRouter(tags=["SmartlockAuth"])
 AUTH_SCOPES = ("smartlock.auth",)
@@ -196,23 +196,25 @@ async def list_lock_keys(
 ) -> Response:
     # The hot path: token, scope and listing in one trip to the thread pool and one session.
     wanted = parse_types(types)
-    header = request.headers.get("authorization")
     runtime = runtime_of(request)
-    body = await run_in_threadpool(_lock_keys_json, runtime, header, smartlockId, wanted)
+    body = await run_in_threadpool(_lock_keys_json, runtime, request, smartlockId, wanted)
     return Response(content=body, media_type=JSON)
 
 
 def _lock_keys_json(
-    runtime: Runtime, header: str | None, smartlock_id: int, wanted: list[int] | None
+    runtime: Runtime, request: Request, smartlock_id: int, wanted: list[int] | None
 ) -> bytes:
-    token_hash = hash_token(bearer_token(header))
     with runtime.db.read() as session:
         # Token and the lock's listing version in one query; the version is read before the
         # rows, so rows read after it are at least as new as it says.
-        found = repo.token_with_keys_version(session, token_hash, smartlock_id)
-        row = usable(found[0] if found else None)
-        caller = require_scope(caller_of(row), AUTH_SCOPES)
-        version = found[1] if found else None
+        def token_and_version(token_hash: str) -> tuple[ApiTokenRow | None, int | None]:
+            found = repo.token_with_keys_version(session, token_hash, smartlock_id)
+            return (found[0], found[1]) if found else (None, None)
+
+        address = client_address(request)
+        header = request.headers.get("authorization")
+        row, version = authenticated(runtime, header, address, token_and_version)
+        caller = require_scope(caller_of(row, address), AUTH_SCOPES)
         if version is None:
             raise lookup.lock_not_found(smartlock_id)
         cache_key = (smartlock_id, version, tuple(wanted or ()))

@@ -2,22 +2,21 @@
 hidden from the OpenAPI document (it is no part of the Nuki Web API).
 
 The page never names its secret: its form posts back to the page's own address. Every answer
-carries the headers in ``SECURITY_HEADERS``; each client IP may ask ``REQUESTS`` times and
-look up ``UNKNOWN_LOOKUPS`` unknown links (see docs/guest-page.md).
+carries the headers in ``SECURITY_HEADERS``; each client address may ask
+``KEYHOUSE_GUEST_RATE_LIMIT`` times and look up ``KEYHOUSE_GUEST_UNKNOWN_LIMIT`` unknown links
+(see docs/guest-page.md).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from keyhouse.api.security import runtime_of
-from keyhouse.rules.rate_limit import Limit, RateLimiter
+from keyhouse.api.security import client_address, runtime_of
 from keyhouse.rules.secrets_ import new_device_secret
 from keyhouse.services import guest
 from keyhouse.services.guest import GuestKey, GuestRefusal
@@ -32,8 +31,6 @@ GUEST_PATH = "/guest/"
 STYLESHEET_PATH = "/guest/assets/guest.css"
 COOKIE = "keyhouse_device"
 COOKIE_MAX_AGE = int(timedelta(days=400).total_seconds())  # the longest browsers keep one
-REQUESTS = Limit(capacity=30, per_seconds=60)
-UNKNOWN_LOOKUPS = Limit(capacity=5, per_seconds=60)
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -48,20 +45,8 @@ SECURITY_HEADERS = {
 TONES = {403: "bad", 404: "bad", 409: "warn", 410: "bad", 429: "warn", 503: "warn"}
 
 
-@dataclass
-class GuestLimits:
-    """The app's rate limiters for guest pages, per client IP (in this process)."""
-
-    requests: RateLimiter = field(default_factory=lambda: RateLimiter(REQUESTS))
-    unknown: RateLimiter = field(default_factory=lambda: RateLimiter(UNKNOWN_LOOKUPS))
-
-
-def limits_of(request: Request) -> GuestLimits:
-    return request.app.state.guest_limits
-
-
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_address(request) or "unknown"
 
 
 # --- answers ----------------------------------------------------------------------------------
@@ -137,12 +122,12 @@ def set_device_cookie(response: Response, request: Request, device_secret: str) 
 
 def admit(request: Request) -> HTMLResponse | None:
     """None, or the 429 page: too many requests from this IP, or too many unknown links."""
-    limits = limits_of(request)
+    runtime = runtime_of(request)
+    limits, settings = runtime.rate_limits, runtime.settings
     ip = client_ip(request)
-    verdict = limits.requests.take(ip)
-    if not verdict.allowed:
-        return too_many(verdict.retry_after_header, language_of(request))
-    verdict = limits.unknown.check(ip)
+    verdict = limits.hit(settings.guest_rate_limit, "guest", ip)
+    if verdict.allowed:
+        verdict = limits.test(settings.guest_unknown_limit, "guest-unknown", ip)
     if not verdict.allowed:
         return too_many(verdict.retry_after_header, language_of(request))
     return None
@@ -150,7 +135,10 @@ def admit(request: Request) -> HTMLResponse | None:
 
 def refused(request: Request, refusal: GuestRefusal) -> HTMLResponse:
     if refusal.code == "unknown_link":
-        limits_of(request).unknown.take(client_ip(request))
+        runtime = runtime_of(request)
+        runtime.rate_limits.hit(
+            runtime.settings.guest_unknown_limit, "guest-unknown", client_ip(request)
+        )
     return problem_page(refusal)
 
 
@@ -248,7 +236,6 @@ def hide_secrets(text: str) -> str:
 
 def install(app: FastAPI) -> None:
     """Add the guest page to ``app``: its routes, its rate limiters, and the log filter."""
-    app.state.guest_limits = GuestLimits()
     app.include_router(router)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, HideGuestSecrets) for f in access.filters):

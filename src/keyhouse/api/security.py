@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from keyhouse.errors import MissingScope, Unauthorized
+from keyhouse.errors import MissingScope, TooManyRequests, Unauthorized
 from keyhouse.rules.dates import utcnow
+from keyhouse.rules.rate_limit import Verdict, describe
 from keyhouse.rules.secrets_ import hash_token
 from keyhouse.runtime import Runtime
 from keyhouse.services.caller import Caller
 from keyhouse.store import repo
+from keyhouse.store.rate_limits import RateLimits
 from keyhouse.store.repo import ApiTokenRow
+
+T = TypeVar("T")
 
 NOT_AUTHORIZED = "Your access token is not authorized"
 
@@ -104,13 +109,62 @@ def require_scope(caller: Caller, any_of: tuple[str, ...]) -> Caller:
     return caller
 
 
+def too_many(verdict: Verdict, why: str) -> TooManyRequests:
+    at = verdict.next_allowed(utcnow())
+    return TooManyRequests(
+        f"{why}; try again in {verdict.retry_after_header} s (at {_when(at)})",
+        rule="rate_limit",
+        headers={"Retry-After": verdict.retry_after_header},
+    )
+
+
+def authenticated(
+    runtime: Runtime,
+    header: str | None,
+    address: str | None,
+    lookup: Callable[[str], tuple[ApiTokenRow | None, T]],
+) -> tuple[ApiTokenRow, T]:
+    """The token ``header`` names, if usable, with what ``lookup`` found beside it.
+
+    A client address that failed to authenticate too often gets 429 before its token is
+    looked at; each failure counts. A known token then counts against its own limit.
+    """
+    settings = runtime.settings
+    limits = runtime.rate_limits
+    where = address or "unknown"
+    verdict = limits.test(settings.auth_failure_limit, "auth-failure", where)
+    if not verdict.allowed:
+        rule = describe_rule(limits, settings.auth_failure_limit)
+        raise too_many(verdict, f"too many failed authentications from {where} ({rule})")
+    try:
+        found, beside = lookup(hash_token(bearer_token(header)))
+        row = usable(found)
+    except Unauthorized:
+        limits.hit(settings.auth_failure_limit, "auth-failure", where)
+        raise
+    verdict = limits.hit(settings.rate_limit, "token", row.id)
+    if not verdict.allowed:
+        rule = describe_rule(limits, settings.rate_limit)
+        raise too_many(verdict, f"the token '{row.name}' made too many requests ({rule})")
+    return row, beside
+
+
+def describe_rule(limits: RateLimits, text: str) -> str:
+    item = limits.rule(text)
+    return "no limit" if item is None else f"at most {describe(item)}"
+
+
 def current_caller(request: Request) -> Caller:
     runtime = runtime_of(request)
-    token_hash = hash_token(bearer_token(request.headers.get("authorization")))
-    with runtime.db.read() as session:
-        row = usable(repo.token_row_by_hash(session, token_hash))
+
+    def lookup(token_hash: str) -> tuple[ApiTokenRow | None, None]:
+        with runtime.db.read() as session:
+            return repo.token_row_by_hash(session, token_hash), None
+
+    address = client_address(request)
+    row, _ = authenticated(runtime, request.headers.get("authorization"), address, lookup)
     runtime.token_uses.record(row)
-    return caller_of(row, client_address(request))
+    return caller_of(row, address)
 
 
 def scoped(*any_of: str) -> Callable[..., Awaitable[Caller]]:
