@@ -21,6 +21,7 @@ from keyhouse.api import (
     invites,
     logs,
     smartlocks,
+    tokens,
 )
 from keyhouse.api.edge import check_parameters
 from keyhouse.api.errors import install_error_handlers
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(doors.router)
     app.include_router(emulator.router)
     app.include_router(invites.router)
+    app.include_router(tokens.router)
     app.include_router(account_users.router)
     # The guest page an invite link opens (HTML, and its CSS at /guest/assets/guest.css).
     guest.install(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from platformdirs import user_data_dir
@@ -105,6 +106,21 @@ class Settings(BaseSettings):
             )
         return value or None
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            if not part or part == "*":
+                continue
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"KEYHOUSE_TRUSTED_PROXIES: {part!r} is not an IP address or network: "
+                    "write e.g. 127.0.0.1,10.0.0.0/8 (or * for any, only behind a proxy)"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _lease_outlives_a_device_call(self) -> Settings:
         if self.device_timeout_seconds >= self.lease_seconds:
@@ -114,6 +130,14 @@ class Settings(BaseSettings):
                 "outlive any one call to a lock"
             )
         return self
+
+    @property
+    def proxy_options(self) -> dict[str, object]:
+        """uvicorn's own proxy settings: X-Forwarded-* believed only from trusted proxies."""
+        trusted = [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
+        if not trusted:
+            return {"proxy_headers": False, "forwarded_allow_ips": ""}
+        return {"proxy_headers": True, "forwarded_allow_ips": ",".join(trusted)}
 
     @property
     def resolved_database_url(self) -> str:

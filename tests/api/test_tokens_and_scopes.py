@@ -170,8 +170,9 @@ def test_auth_token_manages_keys_and_users_but_cannot_list_locks(tenant: Tenant)
     assert_missing_scope(call(tenant, token, "GET", "/smartlock"), "smartlock")
     assert_missing_scope(call(tenant, token, "GET", f"/smartlock/{tenant.plain_lock}"))
 
-    deleted = call(tenant, token, "DELETE", f"/account/user/{user_id}")
-    assert deleted.status_code == 204, deleted.text
+    # Deleting a user deletes their keys: that needs 'account' as well.
+    assert_missing_scope(call(tenant, token, "DELETE", f"/account/user/{user_id}"), "account")
+    assert len(call(tenant, token, "GET", "/smartlock/auth").json()) == 1
 
 
 def test_account_token_manages_users_but_not_keys(tenant: Tenant) -> None:
@@ -197,7 +198,13 @@ def test_account_token_manages_users_but_not_keys(tenant: Tenant) -> None:
     )
     assert_missing_scope(call(tenant, token, "GET", "/smartlock"))
 
-    assert call(tenant, token, "DELETE", f"/account/user/{user_id}").status_code == 204
+    # Deleting a user deletes their keys: an 'account' token alone may not.
+    refused = call(tenant, token, "DELETE", f"/account/user/{user_id}")
+    assert_missing_scope(refused, "smartlock.auth")
+    assert "deletes their keys" in refused.json()["detailMessage"]
+    assert tenant.get(f"/account/user/{user_id}").status_code == 200
+    both = tenant.token_with("account", "smartlock.auth")
+    assert call(tenant, both, "DELETE", f"/account/user/{user_id}").status_code == 204
     assert tenant.get(f"/account/user/{user_id}").status_code == 404
 
 

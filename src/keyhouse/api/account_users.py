@@ -11,7 +11,7 @@ from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
 from keyhouse.api.edge import ID32, INT32_MAX
 from keyhouse.api.responses import json_response, no_content
-from keyhouse.api.security import runtime_of, scoped
+from keyhouse.api.security import runtime_of, scoped, scoped_all
 from keyhouse.errors import ValidationFailed
 from keyhouse.schemas.account_user import AccountUser, AccountUserCreate, AccountUserUpdate
 from keyhouse.services import account_users
@@ -20,6 +20,11 @@ from keyhouse.services.present import user_shape
 
 router = APIRouter(tags=["AccountUser"])
 user_scope = scoped("account", "smartlock.auth")
+# Deleting a user deletes their keys: it needs the key scope as well (as the official
+# document's security requirement lists both).
+delete_scope = scoped_all(
+    "account", "smartlock.auth", why="deleting a user deletes their keys, so it needs both"
+)
 
 
 @router.get(
@@ -128,9 +133,9 @@ def update_user(
 def delete_user(
     request: Request,
     accountUserId: int = Path(description="The account user id", **ID32),
-    caller: Caller = Depends(user_scope),
+    caller: Caller = Depends(delete_scope),
 ) -> Response:
-    """Scopes: account or smartlock.auth. The user's keys are removed from their locks."""
+    """Scopes: account and smartlock.auth. The user's keys are removed from their locks."""
     runtime = runtime_of(request)
     outcome = runtime.db.transaction(
         lambda session: account_users.delete_user(session, caller, accountUserId)

@@ -7,10 +7,10 @@ from fastapi.responses import Response
 
 from keyhouse.api.edge import LOCK_ID
 from keyhouse.api.responses import json_response
-from keyhouse.api.security import runtime_of, scoped
+from keyhouse.api.security import describe_rule, runtime_of, scoped, too_many
 from keyhouse.runtime import MAIL_QUEUE
 from keyhouse.schemas.invite import InviteStatus
-from keyhouse.services import invites
+from keyhouse.services import invites, lookup
 from keyhouse.services.caller import Caller
 
 router = APIRouter(prefix="/keyhouse", tags=["Invites (Keyhouse)"])
@@ -41,7 +41,9 @@ def list_invites(
     responses={200: {"model": InviteStatus}},
     description="Scope: smartlock.auth. Nuki has no resend (users delete and recreate the "
     "key). For an app key or a keypad code given to an account user. The key's earlier guest "
-    "links stop working; the answer is the new invite, queued.",
+    "links stop working; the answer is the new invite, queued. Limited per key "
+    "(KEYHOUSE_RESEND_LIMIT, default 5 an hour): beyond it, 429 with Retry-After and the time "
+    "the next resend is allowed.",
 )
 def resend_invite(
     request: Request,
@@ -50,6 +52,17 @@ def resend_invite(
     caller: Caller = Depends(auth_scope),
 ) -> Response:
     runtime = runtime_of(request)
+    with runtime.db.read() as session:
+        key = lookup.key_on_lock(session, caller, smartlockId, id)  # 404 before counting
+        key_id = key.id
+    rule = runtime.settings.resend_limit
+    verdict = runtime.rate_limits.hit(rule, "resend", caller.account_id, key_id)
+    if not verdict.allowed:
+        raise too_many(
+            verdict,
+            f"the invite of key {key_id} was sent again too often "
+            f"({describe_rule(runtime.rate_limits, rule)}); the next resend is allowed later",
+        )
     shape = runtime.db.transaction(
         lambda session: invites.resend_invite(session, caller, smartlockId, id)
     )

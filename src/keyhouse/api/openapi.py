@@ -32,6 +32,7 @@ from keyhouse.schemas.log import (
     SmartlockLog,
     Tamper,
 )
+from keyhouse.schemas.token import NewToken, TokenInfo
 
 # Our class names -> the official 3.9.0 schema names.
 OFFICIAL_NAMES = {
@@ -47,6 +48,8 @@ RESPONSE_SHAPES: tuple[type[BaseModel], ...] = (
     EmulatorLock,
     DoorDecision,
     InviteStatus,
+    TokenInfo,
+    NewToken,
     ErrorBody,
 )
 REQUEST_SHAPES: tuple[type[BaseModel], ...] = (

@@ -154,6 +154,18 @@ def describe_rule(limits: RateLimits, text: str) -> str:
     return "no limit" if item is None else f"at most {describe(item)}"
 
 
+def require_every_scope(caller: Caller, all_of: tuple[str, ...], why: str) -> Caller:
+    missing = [scope for scope in all_of if scope not in caller.scopes]
+    if missing:
+        wanted = " and ".join(f"'{scope}'" for scope in missing)
+        raise MissingScope(
+            f"your token lacks {wanted}: {why}; create a token with it, e.g. "
+            f"'keyhouse admin token create --account ID --scope {missing[0]}'",
+            rule="scope",
+        )
+    return caller
+
+
 def current_caller(request: Request) -> Caller:
     runtime = runtime_of(request)
 
@@ -165,6 +177,16 @@ def current_caller(request: Request) -> Caller:
     row, _ = authenticated(runtime, request.headers.get("authorization"), address, lookup)
     runtime.token_uses.record(row)
     return caller_of(row, address)
+
+
+def scoped_all(*all_of: str, why: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency giving the caller, if their token holds every scope of ``all_of``."""
+
+    async def dependency(caller: Caller = Depends(current_caller)) -> Caller:
+        return require_every_scope(caller, all_of, why)
+
+    dependency.__doc__ = f"Needs scopes: {' and '.join(all_of)}"
+    return dependency
 
 
 def scoped(*any_of: str) -> Callable[..., Awaitable[Caller]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Annotated
@@ -194,7 +195,10 @@ def serve(
     typer.echo(f"Invite mail goes to: {mail}")
     typer.echo(f"Guest links in invites start with: {config.guest_base_url}/guest/")
     typer.echo(f"Swagger UI: {base}/docs")
-    uvicorn.run(create_app(runtime=runtime), host=host, port=port, log_level="info")
+    proxies = config.proxy_options
+    believed = proxies["forwarded_allow_ips"] or "no proxy (KEYHOUSE_TRUSTED_PROXIES is empty)"
+    typer.echo(f"X-Forwarded-For is believed from: {believed}")
+    uvicorn.run(create_app(runtime=runtime), host=host, port=port, log_level="info", **proxies)
 
 
 def _token_hint(runtime, config: Settings) -> str:  # type: ignore[no-untyped-def]
@@ -295,13 +299,99 @@ def token_create(
         list[str] | None, typer.Option(help="A scope (repeatable); default: all scopes")
     ] = None,
     name: Annotated[str, typer.Option(help="What the token is for")] = "api token",
+    expires: Annotated[
+        str | None,
+        typer.Option(help="When it stops working: 90min, 12h, 30d, 8w or a date (2027-01-31)"),
+    ] = None,
 ) -> None:
     """Create an API token; prints it alone on the last line (it is stored only as a hash)."""
+    from keyhouse.rules.cli_input import parse_expiry
+    from keyhouse.rules.dates import utcnow
     from keyhouse.services.admin import create_token
 
-    token = _admin(lambda s, _r: create_token(s, account_id=account, scopes=scope or (), name=name))
-    typer.echo(f"Created token {name!r} for account {account}; it is shown only this once:")
+    expires_at = None
+    if expires is not None:
+        try:
+            expires_at = parse_expiry(expires, utcnow())
+        except ValueError as exc:
+            _fail(str(exc), code=2)
+    token = _admin(
+        lambda s, _r: create_token(
+            s, account_id=account, scopes=scope or (), name=name, expires_at=expires_at
+        )
+    )
+    until = f", valid until {_moment(expires_at)}" if expires_at else ""
+    typer.echo(f"Created token {name!r} for account {account}{until}; it is shown only this once:")
     typer.echo(token)
+
+
+def _moment(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+@token_app.command("list")
+def token_list(
+    account: Annotated[int, typer.Option(help="Account id")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """The account's tokens: id, name, scopes, created, last used, expiry, status (never the
+    secret: only its hash is stored)."""
+    import json
+
+    from keyhouse.cli.common import emit
+    from keyhouse.rules.dates import utcnow
+    from keyhouse.services.admin import list_tokens
+
+    found = _admin(lambda s, _r: list_tokens(s, account))
+    now = utcnow()
+    if as_json:
+        from keyhouse.schemas.token import TokenInfo
+
+        shapes = [TokenInfo.of(t, now).model_dump(mode="json", by_alias=True) for t in found]
+        typer.echo(json.dumps(shapes, indent=2))
+        return
+    rows = [
+        SimpleNamespace(
+            id=t.id,
+            name=t.name,
+            scopes=" ".join(t.scopes),
+            created=_moment(t.created_at),
+            last_used=_moment(t.last_used_at) or "never",
+            expires=_moment(t.expires_at) or "never",
+            status=t.status(now)
+            + (f" {_moment(t.revoked_at)}" if t.revoked_at is not None else ""),
+        )
+        for t in found
+    ]
+    columns = [
+        ("id", "id"),
+        ("name", "name"),
+        ("scopes", "scopes"),
+        ("created", "created"),
+        ("last used", "last_used"),
+        ("expires", "expires"),
+        ("status", "status"),
+    ]
+    emit(rows, columns, False, whole=("id",), empty=f"account {account} has no tokens")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(metavar="ID", help="The token's id (see 'list')")],
+) -> None:
+    """Revoke a token at once: every request with it then gets 401 saying it was revoked."""
+    from keyhouse.rules.dates import utcnow
+    from keyhouse.services.admin import revoke_token
+
+    started = utcnow()
+    token = _admin(lambda s, _r: revoke_token(s, token_id))
+    assert token.revoked_at is not None
+    if token.revoked_at < started:
+        typer.echo(
+            f"Token {token.id} ({token.name!r}) was already revoked at {_moment(token.revoked_at)}."
+        )
+    else:
+        typer.echo(f"Revoked token {token.id} ({token.name!r}) of account {token.account_id}.")
 
 
 @lock_app.command("add")

@@ -264,3 +264,29 @@ def check_date_order(
             f"{local_day(end, timezone, end=True)} ({timezone}): give an earlier --from, or an "
             "--until too"
         )
+
+
+_DURATION = re.compile(r"^\s*(\d{1,6})\s*(min|h|d|w)\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_expiry(text: str, now: datetime, option: str = "--expires") -> datetime:
+    """When a token made ``now`` expires: a duration (``90min``, ``12h``, ``30d``, ``8w``) or a
+    date (``2027-01-31``, the end of that day in UTC) or an ISO date-time; it must be later."""
+    match = _DURATION.match(text)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2).lower()
+        if amount < 1:
+            raise ValueError(f"{option} {text!r}: a token must live at least 1 {unit}")
+        at = now + timedelta(**{_DURATION_UNITS[unit]: amount})
+    else:
+        try:
+            at = parse_date(text.strip(), option, "UTC", end=True)
+        except ValueError:
+            raise ValueError(
+                f"{option} {text!r} is neither a duration (e.g. 90min, 12h, 30d, 8w) nor a "
+                "date (e.g. 2027-01-31)"
+            ) from None
+    if at <= now:
+        raise ValueError(f"{option} {text!r} is in the past: a token must expire later than now")
+    return at

@@ -31,6 +31,7 @@ from keyhouse.store.models import (
 LOCK_TYPES = {0: "keyturner", 2: "opener", 3: "smartdoor", 4: "smartlock 3.0/4"}
 DEFAULT_TIMEZONE = "Europe/Vienna"
 LOCK_NAME_MAX = 200
+TOKEN_NAME_MAX = 200
 
 
 def create_account(session: Session, *, email: str, name: str | None = None) -> Account:
@@ -52,11 +53,28 @@ def create_account(session: Session, *, email: str, name: str | None = None) -> 
 
 
 def create_token(
-    session: Session, *, account_id: int, scopes: Sequence[str] = (), name: str = "api token"
+    session: Session,
+    *,
+    account_id: int,
+    scopes: Sequence[str] = (),
+    name: str = "api token",
+    expires_at: datetime | None = None,
 ) -> str:
     """A new token for the account; it is returned once and stored only as a hash."""
     if session.get(Account, account_id) is None:
         raise NotFound(f"account {account_id} does not exist", field="account")
+    if not name.strip() or len(name) > TOKEN_NAME_MAX:
+        raise ValidationFailed(
+            f"a token's name must have 1 to {TOKEN_NAME_MAX} characters, not {len(name)}",
+            field="name",
+            rule="length",
+        )
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValidationFailed(
+            "the expiry is in the past: a token must expire later than now",
+            field="expiresAt",
+            rule="future",
+        )
     unknown = [scope for scope in scopes if scope not in ALL_SCOPES]
     if unknown:
         raise ValidationFailed(
@@ -71,10 +89,73 @@ def create_token(
             name=name,
             token_hash=hash_token(token),
             scopes=" ".join(scopes or ALL_SCOPES),
+            expires_at=expires_at,
         )
     )
     session.flush()
     return token
+
+
+@dataclass(frozen=True)
+class TokenSummary:
+    """A token as listed: never its secret (only its hash is stored anyway)."""
+
+    id: int
+    account_id: int
+    name: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def status(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+def _summary(token: ApiToken) -> TokenSummary:
+    return TokenSummary(
+        token.id,
+        token.account_id,
+        token.name,
+        tuple(token.scopes.split()),
+        token.created_at,
+        token.last_used_at,
+        token.expires_at,
+        token.revoked_at,
+    )
+
+
+def list_tokens(session: Session, account_id: int) -> list[TokenSummary]:
+    """The account's tokens, oldest first, revoked and expired ones included."""
+    if session.get(Account, account_id) is None:
+        raise NotFound(f"account {account_id} does not exist", field="account")
+    query = select(ApiToken).where(ApiToken.account_id == account_id).order_by(ApiToken.id)
+    return [_summary(token) for token in session.scalars(query)]
+
+
+def revoke_token(session: Session, token_id: int, account_id: int | None = None) -> TokenSummary:
+    """Revoke the token at once (every process looks tokens up in the store on each request,
+    so no cache outlives it). ``account_id`` limits it to that account's tokens."""
+    query = select(ApiToken).where(ApiToken.id == token_id)
+    if account_id is not None:
+        query = query.where(ApiToken.account_id == account_id)
+    token = session.scalars(query.with_for_update()).first()
+    if token is None:
+        raise NotFound(
+            f"token {token_id} does not exist"
+            + (" in this account" if account_id is not None else "")
+            + ": 'keyhouse admin token list --account ID' shows the tokens",
+            field="id",
+        )
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
+    return _summary(token)
 
 
 def add_lock(
