@@ -347,7 +347,10 @@ def token_list(
     if as_json:
         from keyhouse.schemas.token import TokenInfo
 
-        shapes = [TokenInfo.of(t, now).model_dump(mode="json", by_alias=True) for t in found]
+        shapes = [
+            TokenInfo.of(t, now).model_dump(mode="json", by_alias=True, exclude_none=True)
+            for t in found
+        ]
         typer.echo(json.dumps(shapes, indent=2))
         return
     rows = [
