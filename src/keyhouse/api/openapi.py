@@ -123,9 +123,18 @@ def _error_responses(method: str, has_body: bool) -> dict[str, Any]:
             "character, a lone surrogate, a number beyond its range, more than 10,000 items…)",
             "content": content,
         },
-        "401": {"description": "No token, or an unknown one", "content": content},
+        "401": {
+            "description": "No token, or an unknown, revoked or expired one (the message says "
+            "which)",
+            "content": content,
+        },
         "403": {"description": "Missing scope, or not in your account", "content": content},
         "404": {"description": "No such resource in your account", "content": content},
+        "429": {
+            "description": "A rate limit (per token, or failed authentications per client "
+            "address): retry after the seconds in Retry-After",
+            "content": content,
+        },
     }
     if method != "get":
         found["409"] = {
