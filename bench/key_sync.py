@@ -41,7 +41,7 @@ def main() -> None:
         runtime = Runtime(settings)
         if args.synchronous == "normal" and runtime.db.is_sqlite:
 
-            def normal(dbapi_connection, _record) -> None:  # noqa: ANN001
+            def normal(dbapi_connection, _record) -> None:
                 dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
             event.listen(runtime.db.engine, "connect", normal)

@@ -27,7 +27,7 @@ class CountingMailBox:
     def __init__(self) -> None:
         self.count = 0
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201
+    async def handle_DATA(self, server, session, envelope):
         self.count += 1
         return "250 OK"
 
