@@ -32,7 +32,7 @@ from keyhouse.schemas.log import (
     SmartlockLog,
     Tamper,
 )
-from keyhouse.schemas.token import NewToken, TokenInfo
+from keyhouse.schemas.token import NewToken, TokenCreate, TokenInfo
 
 # Our class names -> the official 3.9.0 schema names.
 OFFICIAL_NAMES = {
@@ -64,6 +64,7 @@ REQUEST_SHAPES: tuple[type[BaseModel], ...] = (
     KeypadEntry,
     AppKeyUse,
     Tamper,
+    TokenCreate,
 )
 
 DESCRIPTION = """

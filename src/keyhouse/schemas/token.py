@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -56,3 +56,8 @@ class TokenCreate(RequestShape):
         description="When it stops working (ISO date-time); no later than the calling "
         "token's own expiry",
     )
+    example: ClassVar[dict[str, Any]] = {
+        "name": "cleaning schedule script",
+        "scopes": ["smartlock", "smartlock.auth"],
+        "expiryDate": "2027-06-30T23:59:59.000Z",
+    }
