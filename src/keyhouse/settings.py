@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     mail_max_attempts: int = Field(default=5, ge=1)
     # The largest request body taken (413 above it), checked while the body streams in.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # How long audit-log events are kept (GET /keyhouse/audit); older ones are pruned by the
+    # housekeeping worker, about once an hour, in small batches.
+    audit_retention_days: int = Field(default=365, ge=1)
 
     @field_validator("smtp_url")
     @classmethod

@@ -16,6 +16,8 @@ from keyhouse.rules.dates import utcnow
 from keyhouse.rules.ids import new_nuki_id, smartlock_id
 from keyhouse.rules.secrets_ import hash_token, new_api_token
 from keyhouse.rules.windows import is_valid_timezone
+from keyhouse.services import audit
+from keyhouse.services.audit import OPERATOR, SYSTEM, Actor
 from keyhouse.services.caller import ALL_SCOPES
 from keyhouse.store import repo
 from keyhouse.store.database import Database
@@ -52,7 +54,12 @@ def create_account(session: Session, *, email: str, name: str | None = None) -> 
 
 
 def create_token(
-    session: Session, *, account_id: int, scopes: Sequence[str] = (), name: str = "api token"
+    session: Session,
+    *,
+    account_id: int,
+    scopes: Sequence[str] = (),
+    name: str = "api token",
+    who: Actor = OPERATOR,
 ) -> str:
     """A new token for the account; it is returned once and stored only as a hash."""
     if session.get(Account, account_id) is None:
@@ -65,15 +72,23 @@ def create_token(
             rule="enum",
         )
     token = new_api_token()
-    session.add(
-        ApiToken(
-            account_id=account_id,
-            name=name,
-            token_hash=hash_token(token),
-            scopes=" ".join(scopes or ALL_SCOPES),
-        )
+    row = ApiToken(
+        account_id=account_id,
+        name=name,
+        token_hash=hash_token(token),
+        scopes=" ".join(scopes or ALL_SCOPES),
     )
+    session.add(row)
     session.flush()
+    audit.record(
+        session,
+        who,
+        "token.create",
+        "token",
+        row.id,
+        after=audit.token_view(row),
+        account_id=account_id,
+    )
     return token
 
 
@@ -86,6 +101,7 @@ def add_lock(
     keypad: bool = False,
     type_: int = 4,
     timezone: str = DEFAULT_TIMEZONE,
+    who: Actor = OPERATOR,
 ) -> Smartlock:
     """A new virtual lock with a fresh Nuki id; its smartlockId is derived from type and id."""
     if session.get(Account, account_id) is None:
@@ -122,6 +138,16 @@ def add_lock(
     session.add(lock)
     session.flush()
     link.install(session, new_id, keypad=keypad)
+    audit.record(
+        session,
+        who,
+        "lock.add",
+        "lock",
+        new_id,
+        after=audit.lock_view(lock),
+        smartlock_id=new_id,
+        account_id=account_id,
+    )
     return lock
 
 
@@ -142,11 +168,13 @@ def seed_demo(db: Database, link: VirtualLockLink) -> Demo | None:
         if not is_empty(session):
             return None
         account = create_account(session, email="demo@example.com", name="Keyhouse Demo")
-        token = create_token(session, account_id=account.id, name="demo token")
+        token = create_token(session, account_id=account.id, name="demo token", who=SYSTEM)
         account_id = account.id
     with db.session() as session:
-        front = add_lock(session, link, account_id=account_id, name="Front Door", keypad=True)
-        flat = add_lock(session, link, account_id=account_id, name="Flat 2")
+        front = add_lock(
+            session, link, account_id=account_id, name="Front Door", keypad=True, who=SYSTEM
+        )
+        flat = add_lock(session, link, account_id=account_id, name="Flat 2", who=SYSTEM)
         return Demo(account_id, token, (front.id, flat.id))
 
 
@@ -183,7 +211,7 @@ def _lock(session: Session, lock_id: int) -> Smartlock:
     return lock
 
 
-def rename_lock(session: Session, lock_id: int, name: str) -> Smartlock:
+def rename_lock(session: Session, lock_id: int, name: str, *, who: Actor = OPERATOR) -> Smartlock:
     if not name.strip() or len(name) > LOCK_NAME_MAX:
         raise ValidationFailed(
             f"a lock's name must have 1 to {LOCK_NAME_MAX} characters, not {len(name)}",
@@ -206,12 +234,26 @@ def rename_lock(session: Session, lock_id: int, name: str) -> Smartlock:
             field="name",
             rule="unique",
         )
+    if lock.name != name:
+        audit.record(
+            session,
+            who,
+            "lock.rename",
+            "lock",
+            lock.id,
+            before={"name": lock.name},
+            after={"name": name},
+            smartlock_id=lock.id,
+            account_id=lock.account_id,
+        )
     lock.name = name
     lock.updated_at = utcnow()
     return lock
 
 
-def remove_lock(session: Session, lock_id: int, *, with_keys: bool = False) -> int:
+def remove_lock(
+    session: Session, lock_id: int, *, with_keys: bool = False, who: Actor = OPERATOR
+) -> int:
     """Remove a lock, its virtual device, its keys and its log; returns how many keys went.
 
     A lock that still has keys is refused unless ``with_keys``: its guests' links stop working.
@@ -230,6 +272,23 @@ def remove_lock(session: Session, lock_id: int, *, with_keys: bool = False) -> i
             field="smartlockId",
             rule="has_keys",
         )
+    # The live keys go with the lock: each is an event, as when a user is deleted.
+    for key in session.scalars(
+        select(SmartlockAuth).where(
+            SmartlockAuth.smartlock_id == lock_id, SmartlockAuth.deleting.is_(False)
+        )
+    ):
+        audit.record_key_deleted(session, who, key, account_id=lock.account_id)
+    audit.record(
+        session,
+        who,
+        "lock.remove",
+        "lock",
+        lock.id,
+        before=audit.lock_view(lock),
+        smartlock_id=lock.id,
+        account_id=lock.account_id,
+    )
     session.execute(delete(SimulatedAuth).where(SimulatedAuth.smartlock_id == lock_id))
     session.execute(delete(SimulatedLock).where(SimulatedLock.smartlock_id == lock_id))
     session.delete(lock)  # keys and log entries go with it (ON DELETE CASCADE)
