@@ -449,3 +449,74 @@ def test_retention_is_at_least_a_day(tmp_path: Path, monkeypatch: pytest.MonkeyP
         Settings(data=tmp_path)
     monkeypatch.setenv("KEYHOUSE_AUDIT_RETENTION_DAYS", "90")
     assert Settings(data=tmp_path).audit_retention_days == 90
+
+
+# --- the CLI against a real server ------------------------------------------------------------
+
+
+def test_keyhouse_audit_lists_the_events_of_a_real_server(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from conftest import start_server
+
+    process, server = start_server(tmp_path / "live")
+    try:
+        api = httpx.Client(base_url=server.url, headers=server.headers, timeout=30)
+        user = api.put("/account/user", json={"email": "g@example.com", "name": "G"}).json()
+        lock = server.lock_ids[0]  # Front Door, with a keypad
+        body = {"name": "Door code", "type": 13, "code": 456789, "remoteAllowed": False}
+        assert api.put(f"/smartlock/{lock}/auth", json=body).status_code == 204
+        (key,) = api.get(f"/smartlock/{lock}/auth").json()
+        renamed = api.post(f"/smartlock/{lock}/auth/{key['id']}", json={"name": "Cleaner"})
+        assert renamed.status_code == 204
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("KEYHOUSE_", "NUKI_"))},
+            "KEYHOUSE_CONFIG": str(tmp_path / "config.toml"),
+            "KEYHOUSE_URL": server.url,
+            "KEYHOUSE_TOKEN": server.token,
+            "NO_COLOR": "1",
+            "COLUMNS": "250",
+        }
+
+        def kh(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "keyhouse", "audit", *args],
+                capture_output=True, text=True, timeout=60, env=env, check=False,
+            )  # fmt: skip
+
+        table = kh()
+        assert table.returncode == 0, table.stderr
+        lines = table.stdout.splitlines()
+        assert "action" in lines[0] and "who" in lines[0] and "from" in lines[0]
+        text = table.stdout
+        for action in ("key.update", "key.create", "user.create", "lock.add", "token.create"):
+            assert action in text, text
+        assert "name: 'Door code' → 'Cleaner'" in text
+        assert "demo token" in text and "127.0.0.1" in text and "system" in text
+        assert "456789" not in text
+        # newest first: the rename before the creation
+        assert text.index("key.update") < text.index("key.create") < text.index("user.create")
+
+        by_key = kh("--key", key["id"], "--json")
+        assert by_key.returncode == 0, by_key.stderr
+        assert [e["action"] for e in json.loads(by_key.stdout)] == ["key.update", "key.create"]
+        by_name = kh("--key", "Cleaner", "--lock", "Front Door", "--action", "key.create", "--json")
+        assert [e["targetId"] for e in json.loads(by_name.stdout)] == [key["id"]]
+        on_lock = json.loads(kh("--lock", "Front Door", "--json").stdout)
+        assert {e["action"] for e in on_lock} == {"lock.add", "key.create", "key.update"}
+        users = json.loads(kh("--action", "user", "--since", "2020-01-01", "--json").stdout)
+        assert [e["targetId"] for e in users] == [str(user["accountUserId"])]
+        assert len(json.loads(kh("--limit", "2", "--json").stdout)) == 2
+
+        bad = kh("--since", "last week")
+        assert bad.returncode == 1
+        assert bad.stderr.startswith("error: since") and "Traceback" not in bad.stderr
+        no_lock = kh("--key", "Cleaner")
+        assert no_lock.returncode == 2 and "--lock" in no_lock.stderr
+    finally:
+        process.terminate()
+        process.wait(10)
