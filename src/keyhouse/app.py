@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from keyhouse import __version__
 from keyhouse.api import (
     account_users,
+    audit,
     auths,
     doors,
     emulator,
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(emulator.router)
     app.include_router(invites.router)
     app.include_router(tokens.router)
+    app.include_router(audit.router)
     app.include_router(account_users.router)
     # The guest page an invite link opens (HTML, and its CSS at /guest/assets/guest.css).
     guest.install(app)

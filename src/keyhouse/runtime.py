@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
@@ -10,8 +12,9 @@ from keyhouse.devices.links import Links
 from keyhouse.devices.simulator import VirtualLockLink
 from keyhouse.devices.sync import Reconciler, owner_name
 from keyhouse.outbox.sender import MailSender
+from keyhouse.rules.dates import utcnow
 from keyhouse.settings import Settings
-from keyhouse.store import repo
+from keyhouse.store import audit, repo
 from keyhouse.store.database import Database
 from keyhouse.store.files import secure_data_folder
 from keyhouse.store.listing_cache import ListingCache
@@ -22,6 +25,11 @@ from keyhouse.store.token_uses import TokenUses
 from keyhouse.worker import InFlight, Worker
 
 MAIL_QUEUE = "outbox"
+HOUSEKEEPING = "audit-retention"
+# How often old audit events are looked for, and how many batches one run deletes at most
+# (each batch its own short transaction; what is left goes on the next run).
+HOUSEKEEPING_EVERY_SECONDS = 3600.0
+PRUNE_BATCHES_PER_RUN = 100
 
 
 class Runtime:
@@ -70,11 +78,37 @@ class Runtime:
             scan=lambda: [MAIL_QUEUE] if self.mail.has_due() else [],
             interval=settings.worker_interval_seconds,
         )
+        self._housekeeping_due = 0.0  # time.monotonic() of the next run: at once on start
+        self.housekeeping_worker = Worker(
+            "keyhouse-housekeeping",
+            handle=lambda _key: self.housekeeping(),
+            scan=lambda: [HOUSEKEEPING] if time.monotonic() >= self._housekeeping_due else [],
+            interval=settings.worker_interval_seconds,
+        )
+
+    def housekeeping(self) -> int:
+        """The periodic chores: prune audit events past their retention. Returns how many."""
+        self._housekeeping_due = time.monotonic() + HOUSEKEEPING_EVERY_SECONDS
+        return self.prune_audit()
+
+    def prune_audit(self, now: datetime | None = None) -> int:
+        """Delete audit events older than ``audit_retention_days``, in bounded batches."""
+        cutoff = (now or utcnow()) - timedelta(days=self.settings.audit_retention_days)
+        pruned = 0
+        for _ in range(PRUNE_BATCHES_PER_RUN):
+            done = self.db.transaction(
+                lambda session: audit.prune(session, cutoff), what="pruning the audit log"
+            )
+            pruned += done
+            if done < audit.PRUNE_BATCH:
+                break
+        return pruned
 
     def start(self) -> None:
         self.db.migrate()
         self.device_worker.start()
         self.mail_worker.start()
+        self.housekeeping_worker.start()
         if self.listener is not None:
             self.listener.start()
         self.device_worker.submit(self.reconciler.locks_with_work())
@@ -86,6 +120,7 @@ class Runtime:
             self.listener.stop()
         self.device_worker.stop()
         self.mail_worker.stop()
+        self.housekeeping_worker.stop()
         self.db.dispose()
 
     def retry_now(self, smartlock_id: int) -> bool:

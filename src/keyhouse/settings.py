@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # The proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs
     # or networks, "*" for any); default none: the client address is the connection's.
     trusted_proxies: str = ""
+    # How long audit-log events are kept (GET /keyhouse/audit); older ones are pruned by the
+    # housekeeping worker, about once an hour, in small batches.
+    audit_retention_days: int = Field(default=365, ge=1)
 
     @field_validator("smtp_url")
     @classmethod

@@ -192,7 +192,11 @@ def open_door(request: Request, secret: str) -> Response:
         runtime = runtime_of(request)
         try:
             key, bound = guest.redeem(
-                runtime, secret, device_secret, browser_language=language_of(request)
+                runtime,
+                secret,
+                device_secret,
+                browser_language=language_of(request),
+                source=client_ip(request),
             )
         except GuestRefusal as refusal:
             return refused(request, refusal)

@@ -100,6 +100,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
     app.add_typer(keys_app, name="keys")
     app.command("log")(log)
+    app.command("audit")(audit)
     app.command("lock")(lock_command)
     app.command("unlock")(unlock_command)
 
@@ -622,6 +623,114 @@ def log(
         *((title, title) for title in ("lock", "name", "action", "trigger", "state", "error")),
     ]
     emit(rows, columns, False, whole=("date (lock's time)",), empty="no entries")
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+KEY_ID_LENGTH = 24
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value) if value not in ("(set)", "(changed)") else value
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_shown(v)}" for k, v in value.items()) + "}"
+    return (
+        "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    )
+
+
+def change_text(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    """What an audit event changed, in one line: ``name: 'A' → 'B'``, or what was made or gone."""
+    if before and after:
+        return "; ".join(
+            f"{name} changed"
+            if after.get(name) == "(changed)"
+            else f"{name}: {_shown(before.get(name))} → {_shown(after.get(name))}"
+            for name in after
+        )
+    shape = after or before or {}
+    label = shape.get("name") or shape.get("email")
+    verb = "" if after is None and before is None else ("new " if after else "was ")
+    if label is not None:
+        return f"{verb}{label!r}"
+    return ", ".join(f"{name}: {_shown(value)}" for name, value in shape.items())
+
+
+def audit(
+    action: Annotated[
+        str | None,
+        typer.Option("--action", help="An action (key.update) or a family (key, user, lock…)"),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Only this key: its id, or its name with --lock"),
+    ] = None,
+    lock: Annotated[
+        str | None, typer.Option("--lock", help="Only changes to this lock (name or id)")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="From this day (YYYY-MM-DD, UTC) or date-time (RFC 3339)"),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1000, help="How many events (newest first)")
+    ] = 50,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show the audit log: who changed keys, users, tokens and locks, when, and from where
+    (needs a token with the scope 'account')."""
+    with api(url, token) as client:
+        lock_id: int | None = None
+        found_lock = None
+        if lock is not None:
+            if lock.strip().isdigit():  # a removed lock is in the log too: its id is enough
+                lock_id = int(lock.strip())
+            else:
+                found_lock = find_lock(client, lock)
+                lock_id = found_lock.smartlock_id
+        key_id = None
+        if key is not None:
+            if len(key) == KEY_ID_LENGTH and all(c in "0123456789abcdef" for c in key.lower()):
+                key_id = key.lower()
+            elif lock is None:
+                fail("give the key's id, or its name with --lock", EXIT_USAGE)
+            else:
+                found_lock = found_lock or find_lock(client, lock)
+                key_id = find_key(client, found_lock, key).id
+        filters: dict[str, Any] = {"action": action, "since": since, "limit": limit}
+        if key_id is not None:
+            filters.update(target_type="key", target_id=key_id)
+        elif lock_id is not None:
+            filters["smartlock_id"] = lock_id
+        found = client.audit(**{k: v for k, v in filters.items() if v is not None})
+    if as_json:
+        emit(found, [], True)
+        return
+    rows = [
+        _row(
+            id=event.id,
+            date=event.date,
+            who=event.token_name if event.actor == "token" else event.actor,
+            action=event.action,
+            target=f"{event.target_type} {event.target_id or ''}".strip(),
+            change=change_text(event.before, event.after),
+            source=event.source,
+        )
+        for event in found
+    ]
+    columns = [
+        ("id", "id"),
+        ("date (UTC)", "date"),
+        ("who", "who"),
+        ("action", "action"),
+        ("target", "target"),
+        ("change", "change"),
+        ("from", "source"),
+    ]
+    emit(rows, columns, False, whole=("id", "date (UTC)"), empty="no events")
 
 
 def _act(lock: str, what: str, url: str | None, token: str | None) -> None:

@@ -29,12 +29,14 @@ from keyhouse.client.errors import (
 )
 from keyhouse.client.sync import DEFAULT_URL, Client, RetryPolicy
 from keyhouse.schemas import AccountUser, Smartlock, SmartlockAuth
+from keyhouse.schemas.audit import AuditEvent
 from keyhouse.schemas.log import DoorDecision, EmulatorLock, SmartlockLog
 
 __all__ = [
     "DEFAULT_URL",
     "AccountUser",
     "AsyncClient",
+    "AuditEvent",
     "AuthError",
     "Client",
     "Conflict",

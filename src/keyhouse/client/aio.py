@@ -25,6 +25,7 @@ from keyhouse.client.sync import (
     resolve_settings,
 )
 from keyhouse.schemas.account_user import AccountUser
+from keyhouse.schemas.audit import AuditEvent
 from keyhouse.schemas.auth import SmartlockAuth
 from keyhouse.schemas.invite import InviteStatus
 from keyhouse.schemas.log import AppKeyUse, DoorDecision, EmulatorLock, KeypadEntry, SmartlockLog
@@ -238,6 +239,12 @@ class AsyncClient:
     async def logs(self, smartlock_id: int | None = None, **filters: Any) -> list[SmartlockLog]:
         """The activity log, newest first (see ``Client.logs``)."""
         return await self._run(OPS.logs(smartlock_id, filters))
+
+    # the audit log
+
+    async def audit(self, **filters: Any) -> list[AuditEvent]:
+        """``GET /keyhouse/audit`` (see ``Client.audit``)."""
+        return await self._run(OPS.audit(filters))
 
     # emulator
 

@@ -40,6 +40,7 @@ from keyhouse.client.errors import (
     retry_after_seconds,
 )
 from keyhouse.schemas.account_user import AccountUser, AccountUserCreate, AccountUserUpdate
+from keyhouse.schemas.audit import AuditEvent
 from keyhouse.schemas.auth import (
     SmartlockAuth,
     SmartlockAuthCreate,
@@ -508,7 +509,12 @@ class Operations:
         data = yield Call("GET", path, params)
         return _models(SmartlockLog, data)
 
-    # Emulator (Keyhouse only)
+    # Keyhouse's own: the audit log, invites, the emulator
+
+    def audit(self, filters: Mapping[str, Any]) -> Steps[list[AuditEvent]]:
+        params = {_camel(k): query_value(v) for k, v in filters.items()}
+        data = yield Call("GET", "/keyhouse/audit", params)
+        return _models(AuditEvent, data)
 
     def invites(self, auth_id: str | None, status: str | None) -> Steps[list[InviteStatus]]:
         data = yield Call("GET", "/keyhouse/invites", params={"authId": auth_id, "status": status})
@@ -784,6 +790,18 @@ class Client:
         (datetimes or RFC 3339 strings), ``action``, ``id`` (older than), ``limit``.
         """
         return self._run(OPS.logs(smartlock_id, filters))
+
+    # the audit log (Keyhouse's own, beside the Nuki paths)
+
+    def audit(self, **filters: Any) -> list[AuditEvent]:
+        """``GET /keyhouse/audit`` (scope ``account``): who changed what, newest first.
+
+        Filters: ``action`` (``key.update``, or a family: ``key``), ``target_type`` (key, user,
+        lock, token), ``target_id``, ``smartlock_id``, ``since``/``until`` (datetimes, RFC 3339
+        strings or ``YYYY-MM-DD`` days), ``limit`` (default 100, max 1000) and ``before`` (an
+        event id: the page of older events; pass the last id of a page to get the next).
+        """
+        return self._run(OPS.audit(filters))
 
     # invites (Keyhouse's own, beside the Nuki paths)
 

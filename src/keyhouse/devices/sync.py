@@ -36,7 +36,7 @@ from keyhouse.devices.link import DeviceRejected, DeviceUnreachable
 from keyhouse.devices.links import Links
 from keyhouse.rules.dates import format_api_datetime, utcnow
 from keyhouse.rules.ids import new_object_id
-from keyhouse.store import leases, repo
+from keyhouse.store import audit, leases, repo
 from keyhouse.store.database import Database
 from keyhouse.store.models import Smartlock, SmartlockAuth, SmartlockLog
 
@@ -457,6 +457,17 @@ class Reconciler:
                     state=0,
                     date=utcnow(),
                 )
+            )
+            # Only when something was out of step (never on the reconciler's usual path).
+            audit.add(
+                session,
+                account_id=lock.account_id,
+                actor=audit.SYSTEM,
+                action="lock.repair",
+                target_type="lock",
+                target_id=str(lock.id),
+                smartlock_id=lock.id,
+                after={"rewritten": rewritten, "removed": removed},
             )
 
         self.db.transaction(work, what=f"logging the repair of smartlock {smartlock_id}")

@@ -91,3 +91,21 @@ def format_api_datetime(dt: datetime) -> str:
 def utcnow() -> datetime:
     """Return the current time as an aware UTC datetime."""
     return datetime.now(UTC)
+
+
+_DAY_RE = re.compile(r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})", re.ASCII)
+
+
+def parse_day_or_datetime(value: str, field: str, *, end_of_day: bool = False) -> datetime:
+    """An RFC 3339 date-time, or a day ``YYYY-MM-DD`` taken in UTC: its first instant, or with
+    ``end_of_day`` its last (so a day given as an upper bound includes the whole day)."""
+    match = _DAY_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return parse_api_datetime(value, field)
+    try:
+        day = datetime(int(match["year"]), int(match["month"]), int(match["day"]), tzinfo=UTC)
+    except ValueError as exc:
+        raise _bad_format(field, value, f"no such day ({exc})") from None
+    if end_of_day:
+        return day.replace(hour=23, minute=59, second=59, microsecond=999999)
+    return day

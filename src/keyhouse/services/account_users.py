@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from keyhouse.errors import Conflict, NotFound, echo
 from keyhouse.rules.dates import utcnow
 from keyhouse.schemas.account_user import AccountUserCreate, AccountUserUpdate
-from keyhouse.services import auths
+from keyhouse.services import audit, auths
 from keyhouse.services.caller import Caller
 from keyhouse.services.problems import Problems
 from keyhouse.store import repo
@@ -84,6 +84,7 @@ def create_user(session: Session, caller: Caller, body: AccountUserCreate) -> Ac
     )
     session.add(row)
     session.flush()
+    audit.record(session, caller, "user.create", "user", row.id, after=audit.user_view(row))
     return row
 
 
@@ -117,6 +118,7 @@ def update_user(
     problems.raise_if_any()
     if email.lower() != row.email_key:
         _email_taken(session, caller, email, row.id)
+    before = audit.user_view(row)
     row.email = email
     row.email_key = email.lower()
     if "name" in sent and body.name is not None:
@@ -124,6 +126,9 @@ def update_user(
     if "language" in sent:
         row.language = body.language.value if body.language else None
     row.updated_at = utcnow()
+    old, new = audit.changes(before, audit.user_view(row))
+    if old:  # a request that changed nothing is no event
+        audit.record(session, caller, "user.update", "user", row.id, before=old, after=new)
     session.flush()
     return row
 
@@ -136,6 +141,7 @@ def delete_user(session: Session, caller: Caller, account_user_id: int) -> auths
     """
     row = get_user(session, caller, account_user_id)
     outcome = auths.delete_keys_of_user(session, caller, account_user_id)
+    audit.record(session, caller, "user.delete", "user", row.id, before=audit.user_view(row))
     session.delete(row)
     session.flush()
     return outcome

@@ -16,6 +16,8 @@ from keyhouse.rules.dates import utcnow
 from keyhouse.rules.ids import new_nuki_id, smartlock_id
 from keyhouse.rules.secrets_ import hash_token, new_api_token
 from keyhouse.rules.windows import is_valid_timezone
+from keyhouse.services import audit
+from keyhouse.services.audit import OPERATOR, SYSTEM, Actor
 from keyhouse.services.caller import ALL_SCOPES
 from keyhouse.store import repo
 from keyhouse.store.database import Database
@@ -59,6 +61,7 @@ def create_token(
     scopes: Sequence[str] = (),
     name: str = "api token",
     expires_at: datetime | None = None,
+    who: audit.Who = OPERATOR,
 ) -> str:
     """A new token for the account; it is returned once and stored only as a hash."""
     if session.get(Account, account_id) is None:
@@ -83,16 +86,24 @@ def create_token(
             rule="enum",
         )
     token = new_api_token()
-    session.add(
-        ApiToken(
-            account_id=account_id,
-            name=name,
-            token_hash=hash_token(token),
-            scopes=" ".join(scopes or ALL_SCOPES),
-            expires_at=expires_at,
-        )
+    row = ApiToken(
+        account_id=account_id,
+        name=name,
+        token_hash=hash_token(token),
+        scopes=" ".join(scopes or ALL_SCOPES),
+        expires_at=expires_at,
     )
+    session.add(row)
     session.flush()
+    audit.record(
+        session,
+        who,
+        "token.create",
+        "token",
+        row.id,
+        after=audit.token_view(row),
+        account_id=account_id,
+    )
     return token
 
 
@@ -138,7 +149,9 @@ def list_tokens(session: Session, account_id: int) -> list[TokenSummary]:
     return [_summary(token) for token in session.scalars(query)]
 
 
-def revoke_token(session: Session, token_id: int, account_id: int | None = None) -> TokenSummary:
+def revoke_token(
+    session: Session, token_id: int, account_id: int | None = None, who: audit.Who = OPERATOR
+) -> TokenSummary:
     """Revoke the token at once (every process looks tokens up in the store on each request,
     so no cache outlives it). ``account_id`` limits it to that account's tokens."""
     query = select(ApiToken).where(ApiToken.id == token_id)
@@ -155,6 +168,15 @@ def revoke_token(session: Session, token_id: int, account_id: int | None = None)
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         session.flush()
+        audit.record(
+            session,
+            who,
+            "token.revoke",
+            "token",
+            token.id,
+            before=audit.token_view(token),
+            account_id=token.account_id,
+        )
     return _summary(token)
 
 
@@ -167,6 +189,7 @@ def add_lock(
     keypad: bool = False,
     type_: int = 4,
     timezone: str = DEFAULT_TIMEZONE,
+    who: Actor = OPERATOR,
 ) -> Smartlock:
     """A new virtual lock with a fresh Nuki id; its smartlockId is derived from type and id."""
     if session.get(Account, account_id) is None:
@@ -203,6 +226,16 @@ def add_lock(
     session.add(lock)
     session.flush()
     link.install(session, new_id, keypad=keypad)
+    audit.record(
+        session,
+        who,
+        "lock.add",
+        "lock",
+        new_id,
+        after=audit.lock_view(lock),
+        smartlock_id=new_id,
+        account_id=account_id,
+    )
     return lock
 
 
@@ -223,11 +256,13 @@ def seed_demo(db: Database, link: VirtualLockLink) -> Demo | None:
         if not is_empty(session):
             return None
         account = create_account(session, email="demo@example.com", name="Keyhouse Demo")
-        token = create_token(session, account_id=account.id, name="demo token")
+        token = create_token(session, account_id=account.id, name="demo token", who=SYSTEM)
         account_id = account.id
     with db.session() as session:
-        front = add_lock(session, link, account_id=account_id, name="Front Door", keypad=True)
-        flat = add_lock(session, link, account_id=account_id, name="Flat 2")
+        front = add_lock(
+            session, link, account_id=account_id, name="Front Door", keypad=True, who=SYSTEM
+        )
+        flat = add_lock(session, link, account_id=account_id, name="Flat 2", who=SYSTEM)
         return Demo(account_id, token, (front.id, flat.id))
 
 
@@ -264,7 +299,7 @@ def _lock(session: Session, lock_id: int) -> Smartlock:
     return lock
 
 
-def rename_lock(session: Session, lock_id: int, name: str) -> Smartlock:
+def rename_lock(session: Session, lock_id: int, name: str, *, who: Actor = OPERATOR) -> Smartlock:
     if not name.strip() or len(name) > LOCK_NAME_MAX:
         raise ValidationFailed(
             f"a lock's name must have 1 to {LOCK_NAME_MAX} characters, not {len(name)}",
@@ -287,12 +322,26 @@ def rename_lock(session: Session, lock_id: int, name: str) -> Smartlock:
             field="name",
             rule="unique",
         )
+    if lock.name != name:
+        audit.record(
+            session,
+            who,
+            "lock.rename",
+            "lock",
+            lock.id,
+            before={"name": lock.name},
+            after={"name": name},
+            smartlock_id=lock.id,
+            account_id=lock.account_id,
+        )
     lock.name = name
     lock.updated_at = utcnow()
     return lock
 
 
-def remove_lock(session: Session, lock_id: int, *, with_keys: bool = False) -> int:
+def remove_lock(
+    session: Session, lock_id: int, *, with_keys: bool = False, who: Actor = OPERATOR
+) -> int:
     """Remove a lock, its virtual device, its keys and its log; returns how many keys went.
 
     A lock that still has keys is refused unless ``with_keys``: its guests' links stop working.
@@ -311,6 +360,23 @@ def remove_lock(session: Session, lock_id: int, *, with_keys: bool = False) -> i
             field="smartlockId",
             rule="has_keys",
         )
+    # The live keys go with the lock: each is an event, as when a user is deleted.
+    for key in session.scalars(
+        select(SmartlockAuth).where(
+            SmartlockAuth.smartlock_id == lock_id, SmartlockAuth.deleting.is_(False)
+        )
+    ):
+        audit.record_key_deleted(session, who, key, account_id=lock.account_id)
+    audit.record(
+        session,
+        who,
+        "lock.remove",
+        "lock",
+        lock.id,
+        before=audit.lock_view(lock),
+        smartlock_id=lock.id,
+        account_id=lock.account_id,
+    )
     session.execute(delete(SimulatedAuth).where(SimulatedAuth.smartlock_id == lock_id))
     session.execute(delete(SimulatedLock).where(SimulatedLock.smartlock_id == lock_id))
     session.delete(lock)  # keys and log entries go with it (ON DELETE CASCADE)

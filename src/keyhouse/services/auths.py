@@ -23,6 +23,7 @@ from keyhouse.rules.keypad import (
 )
 from keyhouse.rules.windows import check_restrictions
 from keyhouse.schemas.auth import SmartlockAuthCreate, SmartlockAuthUpdate
+from keyhouse.services import audit
 from keyhouse.services.caller import Caller
 from keyhouse.services.invites import NOTIFIED_TYPES, queue_invite, queue_notice
 from keyhouse.services.lookup import key_on_lock, lock_not_found, serialize_writers
@@ -239,6 +240,15 @@ def create_keys(
         )
         repo.mark_changed(session, row)
         session.add(row)
+        audit.record(
+            session,
+            caller,
+            "key.create",
+            "key",
+            row.id,
+            after=audit.key_view(row),
+            smartlock_id=smartlock_id,
+        )
         outcome.auth_keys.append(row.id)
         outcome.lock_ids.add(smartlock_id)
         if body.type in NOTIFIED_TYPES and user is not None and account is not None:
@@ -289,10 +299,22 @@ def _apply_update(
     if all(merged[column] == current[column] for column in changes):
         return
     holder = row.account_user_id
+    before = audit.key_view(row)
     for column, value in changes.items():
         setattr(row, column, value)
     row.updated_at = utcnow()
     repo.mark_changed(session, row)
+    old, new = audit.changes(before, audit.key_view(row))
+    audit.record(
+        session,
+        caller,
+        "key.update",
+        "key",
+        row.id,
+        before=old,
+        after=new,
+        smartlock_id=row.smartlock_id,
+    )
     outcome.auth_keys.append(row.id)
     outcome.lock_ids.add(row.smartlock_id)
     # Switching a key off tells its holder: their guest link (and keypad code) stops working.
@@ -355,7 +377,7 @@ def _keys_for_write(
     return repo.auths_by_ids(session, caller.account_id, auth_keys)
 
 
-def _delete(session: Session, row: SmartlockAuth, outcome: Outcome) -> None:
+def _delete(session: Session, caller: Caller, row: SmartlockAuth, outcome: Outcome) -> None:
     """Make the key a tombstone until its lock confirms the removal, and tell its holder (once:
     a key already deleted is left as it is). A disabled key's holder is told too."""
     if row.deleting:
@@ -363,6 +385,7 @@ def _delete(session: Session, row: SmartlockAuth, outcome: Outcome) -> None:
     row.deleting = True
     row.updated_at = utcnow()
     repo.mark_changed(session, row)
+    audit.record_key_deleted(session, caller, row)
     outcome.auth_keys.append(row.id)
     outcome.lock_ids.add(row.smartlock_id)
     _count(outcome, queue_notice(session, "key_deleted", row))
@@ -371,7 +394,7 @@ def _delete(session: Session, row: SmartlockAuth, outcome: Outcome) -> None:
 def delete_key(session: Session, caller: Caller, smartlock_id: int, auth_key: str) -> Outcome:
     row = key_on_lock(session, caller, smartlock_id, auth_key, write=True)
     outcome = Outcome()
-    _delete(session, row, outcome)
+    _delete(session, caller, row, outcome)
     return outcome
 
 
@@ -387,7 +410,7 @@ def delete_keys(session: Session, caller: Caller, auth_keys: Sequence[str]) -> O
         )
     outcome = Outcome()
     for auth_key in dict.fromkeys(auth_keys):
-        _delete(session, rows[auth_key], outcome)
+        _delete(session, caller, rows[auth_key], outcome)
     return outcome
 
 
@@ -398,5 +421,5 @@ def delete_keys_of_user(session: Session, caller: Caller, account_user_id: int) 
     keys = repo.list_auths(session, caller.account_id, account_user_id=account_user_id)
     serialize_writers(session, {row.smartlock_id for row in keys})
     for row in repo.list_auths(session, caller.account_id, account_user_id=account_user_id):
-        _delete(session, row, outcome)
+        _delete(session, caller, row, outcome)
     return outcome

@@ -21,11 +21,11 @@ from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, DoorEvent
 from keyhouse.devices.simulator import LOG_BUSY, LOG_REJECTED
 from keyhouse.mail.render import mail_language
 from keyhouse.rules.access import Decision, KeyRules, decide
-from keyhouse.rules.dates import utcnow
+from keyhouse.rules.dates import format_api_datetime, utcnow
 from keyhouse.rules.keypad import APP_KEY_TYPE, KEYPAD_CODE_TYPE
 from keyhouse.rules.secrets_ import hash_token
 from keyhouse.runtime import Runtime
-from keyhouse.services import doors
+from keyhouse.services import audit, doors
 from keyhouse.services.invites import key_validity
 from keyhouse.store import repo
 from keyhouse.store.models import Account, AccountUser, Invite, Smartlock, SmartlockAuth
@@ -293,6 +293,7 @@ def redeem(
     now: datetime | None = None,
     *,
     browser_language: str = DEFAULT_LANGUAGE,
+    source: str | None = None,
 ) -> tuple[GuestKey, bool]:
     """POST: the live link, bound to the browser holding ``device_secret`` if it was not
     bound yet. Returns the key and whether this call bound it (the browser must then keep
@@ -314,6 +315,16 @@ def redeem(
             if holder is None or not hmac.compare_digest(holder, device_hash):
                 raise taken(shown.account_name, shown.language)
             return shown, False
+        audit.record(
+            session,
+            audit.Actor("guest", source=source),
+            "invite.redeem",
+            "key",
+            invite.auth_key,
+            after={"id": invite.id, "redeemedDate": format_api_datetime(when)},
+            smartlock_id=shown.lock.id,
+            account_id=invite.account_id,
+        )
         return shown, True
 
 

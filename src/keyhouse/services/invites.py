@@ -18,6 +18,7 @@ from keyhouse.rules.keypad import APP_KEY_TYPE, KEYPAD_CODE_TYPE
 from keyhouse.rules.secrets_ import hash_token, new_link_secret
 from keyhouse.rules.windows import describe_validity
 from keyhouse.schemas.invite import InviteStatus
+from keyhouse.services import audit
 from keyhouse.services.caller import Caller
 from keyhouse.services.lookup import key_on_lock
 from keyhouse.services.present import Shape, shape_dict
@@ -263,5 +264,23 @@ def resend_invite(session: Session, caller: Caller, smartlock_id: int, auth_key:
     lock = session.get(Smartlock, key.smartlock_id)
     user = session.get(AccountUser, key.account_user_id)
     assert account is not None and lock is not None and user is not None
-    queue_invite(session, account=account, lock=lock, key=key, user=user)
-    return invite_statuses(session, caller, auth_key=key.id)[0]
+    message = queue_invite(session, account=account, lock=lock, key=key, user=user)
+    shape = invite_statuses(session, caller, auth_key=key.id)[0]
+    audit.record(
+        session,
+        caller,
+        "invite.resend",
+        "key",
+        key.id,
+        after=shape_dict(
+            InviteStatus,
+            id=shape["id"],
+            auth_id=key.id,
+            smartlock_id=key.smartlock_id,
+            account_user_id=user.id,
+            email=message.recipient,
+            expiry_date=shape["expiryDate"],
+        ),
+        smartlock_id=key.smartlock_id,
+    )
+    return shape

@@ -60,6 +60,7 @@ def create_own(session: Session, caller: Caller, data: TokenCreate) -> Shape:
         scopes=scopes,
         name=data.name,
         expires_at=expires_at,
+        who=caller,
     )
     created = admin.list_tokens(session, caller.account_id)[-1]
     info = TokenInfo.of(created, utcnow())
@@ -67,4 +68,6 @@ def create_own(session: Session, caller: Caller, data: TokenCreate) -> Shape:
 
 
 def revoke_own(session: Session, caller: Caller, token_id: int) -> Shape:
-    return _shape(TokenInfo.of(admin.revoke_token(session, token_id, caller.account_id), utcnow()))
+    return _shape(
+        TokenInfo.of(admin.revoke_token(session, token_id, caller.account_id, who=caller), utcnow())
+    )
