@@ -104,3 +104,10 @@ class DeviceError(KeyhouseError):
 
     status = 409
     code = "device_error"
+
+
+class IdempotencyMismatch(KeyhouseError):
+    """An ``Idempotency-Key`` sent again with a different request (method, path or body)."""
+
+    status = 422
+    code = "idempotency_mismatch"
