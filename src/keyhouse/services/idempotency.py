@@ -19,10 +19,12 @@ given the answer when the lock has answered, and removed if the action failed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,6 +42,7 @@ from keyhouse.store.idempotency import find_record
 from keyhouse.store.models import IdempotencyRecord
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 # How often a request that found its key just taken by a concurrent one looks again.
 TAKEN_ATTEMPTS = 3
 IN_PROGRESS_RETRY_SECONDS = 1
@@ -103,8 +106,10 @@ def _claim(
         expired(record.created_at, now)
         or (takeover and record.status == IN_PROGRESS and abandoned(record.created_at, now))
     ):
-        session.delete(record)
-        session.flush()
+        # A statement, not session.delete: a concurrent request may have deleted it first
+        # (its insert then makes ours fail, and we replay its answer).
+        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id))
+        session.expunge(record)
         record = None
     if record is not None:
         found = Fingerprint(record.method, record.path, record.body_hash)
@@ -196,7 +201,10 @@ def run_once(
     try:
         given = action()
     except BaseException:
-        db.transaction(lambda session: _forget(session, request), what="the idempotency key")
+        try:
+            db.transaction(lambda session: _forget(session, request), what="the idempotency key")
+        except Exception:  # the action's own error is the answer; the claim expires in 5 min
+            log.warning("could not release idempotency key %r", request.key, exc_info=True)
         raise
 
     def finish(session: Session) -> None:
@@ -209,6 +217,10 @@ def run_once(
 
 
 def _forget(session: Session, request: IdempotentRequest) -> None:
-    record = find_record(session, request.token_id, request.key)
-    if record is not None and record.status == IN_PROGRESS:
-        session.delete(record)
+    session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.token_id == request.token_id,
+            IdempotencyRecord.key == request.key,
+            IdempotencyRecord.status == IN_PROGRESS,
+        )
+    )
