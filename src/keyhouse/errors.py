@@ -111,3 +111,10 @@ class TooManyRequests(KeyhouseError):
 
     status = 429
     code = "rate_limited"
+
+
+class IdempotencyMismatch(KeyhouseError):
+    """An ``Idempotency-Key`` sent again with a different request (method, path or body)."""
+
+    status = 422
+    code = "idempotency_mismatch"

@@ -17,6 +17,7 @@ from keyhouse.settings import Settings
 from keyhouse.store import audit, repo
 from keyhouse.store.database import Database
 from keyhouse.store.files import secure_data_folder
+from keyhouse.store.idempotency import Pruner
 from keyhouse.store.listing_cache import ListingCache
 from keyhouse.store.models import SmartlockAuth
 from keyhouse.store.notify import LockListener
@@ -72,10 +73,12 @@ class Runtime:
             if self.db.is_sqlite
             else LockListener(self.db.url, lambda lock_id: self.device_worker.submit([lock_id]))
         )
+        # Idempotency keys older than 24 h are deleted now and then, from the mail scan.
+        self.idempotency_pruner = Pruner(self.db)
         self.mail_worker = Worker(
             "keyhouse-mail",
             handle=lambda _key: self.mail.deliver_due(),
-            scan=lambda: [MAIL_QUEUE] if self.mail.has_due() else [],
+            scan=self._mail_scan,
             interval=settings.worker_interval_seconds,
         )
         self._housekeeping_due = 0.0  # time.monotonic() of the next run: at once on start
@@ -103,6 +106,10 @@ class Runtime:
             if done < audit.PRUNE_BATCH:
                 break
         return pruned
+
+    def _mail_scan(self) -> list[str]:
+        self.idempotency_pruner.maybe()
+        return [MAIL_QUEUE] if self.mail.has_due() else []
 
     def start(self) -> None:
         self.db.migrate()

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from conftest import Tenant
 from keyhouse.rules.dates import utcnow
 from keyhouse.services import admin
-from keyhouse.store.models import ApiToken
+from keyhouse.store.models import ApiToken, IdempotencyRecord
 
 NOT_AUTHORIZED = "Your access token is not authorized"
 
@@ -161,3 +161,20 @@ def test_last_use_is_recorded_but_at_most_once_a_minute(tenant: Tenant) -> None:
     tenant.runtime.token_uses._tried.clear()
     tenant.get("/smartlock")
     assert last_used() > first
+
+
+def test_a_retried_token_create_makes_one_token_and_never_stores_its_secret(
+    tenant: Tenant,
+) -> None:
+    headers = {**tenant.headers, "Idempotency-Key": "make-ci-token-1"}
+    first = tenant.client.put("/keyhouse/tokens", headers=headers, json={"name": "ci"})
+    assert first.status_code == 200, first.text
+    secret = first.json()["token"]
+    again = tenant.client.put("/keyhouse/tokens", headers=headers, json={"name": "ci"})
+    assert again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] and "token" not in again.json()
+    assert [t["name"] for t in tenant.get("/keyhouse/tokens").json()].count("ci") == 1
+    with tenant.runtime.db.read() as session:
+        stored = b"".join(r.body or b"" for r in session.scalars(select(IdempotencyRecord)))
+    assert secret.encode() not in stored

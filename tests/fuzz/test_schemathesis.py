@@ -83,8 +83,14 @@ _CHOICE = random.Random(11)
 
 def _prime(case: Any, server: FuzzServer) -> None:
     """Real ids half of the time (in the path, and where a body names locks, users or keys):
-    the operation then runs past its 404. A virtual lock's latency is kept short."""
+    the operation then runs past its 404. A virtual lock's latency is kept short. A fresh
+    Idempotency-Key most of the time."""
     body = case.body
+    headers = case.headers or {}
+    if "Idempotency-Key" in headers and _CHOICE.random() < 0.8:
+        # Generated keys repeat ("0", "00"…) across operations: mostly 422 for another
+        # request. A fresh key usually, so the operations run; the generated one sometimes.
+        headers["Idempotency-Key"] = f"fuzz-{_CHOICE.getrandbits(64):016x}"
     if isinstance(body, dict) and isinstance(body.get("latencyMs"), int):
         body["latencyMs"] = min(max(body["latencyMs"], 0), 20)
     if _CHOICE.random() < 0.5:

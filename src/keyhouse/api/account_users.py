@@ -10,13 +10,15 @@ from fastapi.responses import Response
 from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
 from keyhouse.api.edge import ID32, INT32_MAX
-from keyhouse.api.responses import json_response, no_content
+from keyhouse.api.idempotency import answer_json, idempotent, respond
+from keyhouse.api.responses import json_response
 from keyhouse.api.security import runtime_of, scoped, scoped_all
 from keyhouse.errors import ValidationFailed
 from keyhouse.schemas.account_user import AccountUser, AccountUserCreate, AccountUserUpdate
-from keyhouse.services import account_users
+from keyhouse.services import account_users, idempotency
 from keyhouse.services.caller import Caller
-from keyhouse.services.present import user_shape
+from keyhouse.services.idempotency import NO_CONTENT, IdempotentRequest
+from keyhouse.services.present import to_json, user_shape
 
 router = APIRouter(tags=["AccountUser"])
 user_scope = scoped("account", "smartlock.auth")
@@ -76,14 +78,20 @@ def list_users(
     openapi_extra=body_doc("AccountUserCreate", description="Account user create representation"),
 )
 def create_user(
-    request: Request, caller: Caller = Depends(user_scope), body: Any = Depends(json_body)
+    request: Request,
+    caller: Caller = Depends(user_scope),
+    body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     """Scopes: account or smartlock.auth. The e-mail must be unique in the account (409)."""
     data = validate(body, AccountUserCreate)
-    shape = runtime_of(request).db.transaction(
-        lambda session: user_shape(account_users.create_user(session, caller, data))
+    _, answer = idempotency.once(
+        runtime_of(request).db,
+        key,
+        lambda session: to_json(user_shape(account_users.create_user(session, caller, data))),
+        answer_json,
     )
-    return json_response(shape)
+    return respond(answer)
 
 
 @router.get(
@@ -115,13 +123,19 @@ def update_user(
     accountUserId: int = Path(description="The account user id", **ID32),
     caller: Caller = Depends(user_scope),
     body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     """Scopes: account or smartlock.auth. Partial: omitted fields keep their value."""
     data = validate(body, AccountUserUpdate)
-    shape = runtime_of(request).db.transaction(
-        lambda session: user_shape(account_users.update_user(session, caller, accountUserId, data))
+    _, answer = idempotency.once(
+        runtime_of(request).db,
+        key,
+        lambda session: to_json(
+            user_shape(account_users.update_user(session, caller, accountUserId, data))
+        ),
+        answer_json,
     )
-    return json_response(shape)
+    return respond(answer)
 
 
 @router.delete(
@@ -134,11 +148,16 @@ def delete_user(
     request: Request,
     accountUserId: int = Path(description="The account user id", **ID32),
     caller: Caller = Depends(delete_scope),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     """Scopes: account and smartlock.auth. The user's keys are removed from their locks."""
     runtime = runtime_of(request)
-    outcome = runtime.db.transaction(
-        lambda session: account_users.delete_user(session, caller, accountUserId)
+    outcome, answer = idempotency.once(
+        runtime.db,
+        key,
+        lambda session: account_users.delete_user(session, caller, accountUserId),
+        lambda _outcome: NO_CONTENT,
     )
-    runtime.after_commit(outcome.lock_ids, outcome.mails)
-    return no_content()
+    if outcome is not None:
+        runtime.after_commit(outcome.lock_ids, outcome.mails)
+    return respond(answer)

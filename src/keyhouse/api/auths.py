@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
 from keyhouse.api.edge import INT32, LOCK_ID, ascii_int, echo
-from keyhouse.api.responses import JSON, json_response, no_content
+from keyhouse.api.idempotency import idempotent, respond
+from keyhouse.api.responses import JSON, json_response
 from keyhouse.api.security import (
     authenticated,
     caller_of,
@@ -32,9 +33,10 @@ from keyhouse.schemas.auth import (
     SmartlockAuthUpdate,
     SmartlocksAuthCreate,
 )
-from keyhouse.services import auths, lookup
+from keyhouse.services import auths, idempotency, lookup
 from keyhouse.services.auths import Outcome
 from keyhouse.services.caller import Caller
+from keyhouse.services.idempotency import NO_CONTENT, IdempotentRequest
 from keyhouse.services.present import auth_shape, to_json
 from keyhouse.store import repo
 from keyhouse.store.repo import ApiTokenRow
@@ -74,12 +76,18 @@ def parse_types(types: str | None) -> list[int] | None:
     return found
 
 
-async def _write(request: Request, work: Callable[[Session], Outcome]) -> Response:
-    """Store the change (in a thread), then wait a moment for its locks without one."""
+async def _write(
+    request: Request, key: IdempotentRequest | None, work: Callable[[Session], Outcome]
+) -> Response:
+    """Store the change (in a thread), then wait a moment for its locks without one. Under an
+    idempotency key already used, nothing is stored (nor waited for): the first 204 again."""
     runtime = runtime_of(request)
-    outcome = await run_in_threadpool(runtime.db.transaction, work)
-    await runtime.after_commit_async(outcome.lock_ids, outcome.mails)
-    return no_content()
+    outcome, answer = await run_in_threadpool(
+        idempotency.once, runtime.db, key, work, lambda _outcome: NO_CONTENT
+    )
+    if outcome is not None:
+        await runtime.after_commit_async(outcome.lock_ids, outcome.mails)
+    return respond(answer)
 
 
 @router.get(
@@ -124,11 +132,15 @@ def list_all_keys(
     "all or nothing." + ASYNC_NOTE,
 )
 async def create_keys(
-    request: Request, caller: Caller = Depends(auth_scope), body: Any = Depends(json_body)
+    request: Request,
+    caller: Caller = Depends(auth_scope),
+    body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     data = validate(body, SmartlocksAuthCreate)
     return await _write(
         request,
+        key,
         lambda session: auths.create_keys(
             session, caller, data.smartlock_ids, data, ids_from_body=True
         ),
@@ -145,11 +157,16 @@ async def create_keys(
     "is refused, none is made." + ASYNC_NOTE,
 )
 async def update_keys(
-    request: Request, caller: Caller = Depends(auth_scope), body: Any = Depends(json_body)
+    request: Request,
+    caller: Caller = Depends(auth_scope),
+    body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     updates = validate(body, list[SmartlockAuthMultiUpdate])
     return await _write(
-        request, lambda session: auths.update_keys(session, caller, [(u.id, u) for u in updates])
+        request,
+        key,
+        lambda session: auths.update_keys(session, caller, [(u.id, u) for u in updates]),
     )
 
 
@@ -173,10 +190,13 @@ async def update_keys(
     description="Scope: smartlock.auth. If any id is unknown, nothing is deleted." + ASYNC_NOTE,
 )
 async def delete_keys(
-    request: Request, caller: Caller = Depends(auth_scope), body: Any = Depends(json_body)
+    request: Request,
+    caller: Caller = Depends(auth_scope),
+    body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     ids = validate(body, list[str])
-    return await _write(request, lambda session: auths.delete_keys(session, caller, ids))
+    return await _write(request, key, lambda session: auths.delete_keys(session, caller, ids))
 
 
 @router.get(
@@ -243,10 +263,11 @@ async def create_key(
     smartlockId: int = Path(description="The smartlock id", **LOCK_ID),
     caller: Caller = Depends(auth_scope),
     body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     data = validate(body, SmartlockAuthCreate)
     return await _write(
-        request, lambda session: auths.create_keys(session, caller, [smartlockId], data)
+        request, key, lambda session: auths.create_keys(session, caller, [smartlockId], data)
     )
 
 
@@ -283,10 +304,11 @@ async def update_key(
     id: str = Path(description="The key's unique id (24 hex digits)"),
     caller: Caller = Depends(auth_scope),
     body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     data = validate(body, SmartlockAuthUpdate)
     return await _write(
-        request, lambda session: auths.update_key(session, caller, smartlockId, id, data)
+        request, key, lambda session: auths.update_key(session, caller, smartlockId, id, data)
     )
 
 
@@ -303,5 +325,8 @@ async def delete_key(
     smartlockId: int = Path(description="The smartlock id", **LOCK_ID),
     id: str = Path(description="The key's unique id (24 hex digits)"),
     caller: Caller = Depends(auth_scope),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
-    return await _write(request, lambda session: auths.delete_key(session, caller, smartlockId, id))
+    return await _write(
+        request, key, lambda session: auths.delete_key(session, caller, smartlockId, id)
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -10,11 +11,13 @@ from fastapi.responses import Response
 from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
 from keyhouse.api.edge import LOCK_ID
-from keyhouse.api.responses import no_content
+from keyhouse.api.idempotency import idempotent, respond
 from keyhouse.api.security import runtime_of, scoped
+from keyhouse.runtime import Runtime
 from keyhouse.schemas.log import SmartlockAction
-from keyhouse.services import doors
+from keyhouse.services import doors, idempotency
 from keyhouse.services.caller import Caller
+from keyhouse.services.idempotency import NO_CONTENT, Answer, IdempotentRequest
 
 router = APIRouter(tags=["Smartlock"])
 action_scope = scoped("smartlock.action")
@@ -24,6 +27,16 @@ ACTION_NOTE = (
     "reports a fault (motor blocked), or 423 with Retry-After when it is busy. Every attempt "
     "is in the activity log."
 )
+
+
+def _once(runtime: Runtime, key: IdempotentRequest | None, act: Callable[[], object]) -> Response:
+    """``act()`` (the lock moves: not one transaction), once per idempotency key; 204."""
+
+    def attempt() -> Answer:
+        act()
+        return NO_CONTENT
+
+    return respond(idempotency.run_once(runtime.db, key, attempt))
 
 
 @router.post(
@@ -39,10 +52,15 @@ def action(
     smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(action_scope),
     body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     data = validate(body, SmartlockAction)
-    doors.lock_action(runtime_of(request), caller, smartlockId, data.action, data.option)
-    return no_content()
+    runtime = runtime_of(request)
+    return _once(
+        runtime,
+        key,
+        lambda: doors.lock_action(runtime, caller, smartlockId, data.action, data.option),
+    )
 
 
 @router.post(
@@ -56,9 +74,10 @@ def lock(
     request: Request,
     smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(action_scope),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
-    doors.lock_action(runtime_of(request), caller, smartlockId, 2, 0)
-    return no_content()
+    runtime = runtime_of(request)
+    return _once(runtime, key, lambda: doors.lock_action(runtime, caller, smartlockId, 2, 0))
 
 
 @router.post(
@@ -72,9 +91,10 @@ def unlock(
     request: Request,
     smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(action_scope),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
-    doors.lock_action(runtime_of(request), caller, smartlockId, 1, 0)
-    return no_content()
+    runtime = runtime_of(request)
+    return _once(runtime, key, lambda: doors.lock_action(runtime, caller, smartlockId, 1, 0))
 
 
 @router.post(
@@ -90,6 +110,7 @@ def sync(
     request: Request,
     smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(action_scope),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
-    doors.sync_lock(runtime_of(request), caller, smartlockId)
-    return no_content()
+    runtime = runtime_of(request)
+    return _once(runtime, key, lambda: doors.sync_lock(runtime, caller, smartlockId))

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
 from keyhouse.api.edge import LOCK_ID
+from keyhouse.api.idempotency import idempotent, once_response
 from keyhouse.api.responses import json_response
 from keyhouse.api.security import runtime_of, scoped
 from keyhouse.devices.link import DoorEvent
@@ -25,6 +26,7 @@ from keyhouse.schemas.log import (
 )
 from keyhouse.services import doors
 from keyhouse.services.caller import Caller
+from keyhouse.services.idempotency import IdempotentRequest
 from keyhouse.services.present import Shape, shape_dict
 from keyhouse.store import repo
 
@@ -94,8 +96,13 @@ def configure(
     smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
     body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     runtime = runtime_of(request)
+    return once_response(runtime.db, key, lambda: _configure(runtime, caller, smartlockId, body))
+
+
+def _configure(runtime: Runtime, caller: Caller, smartlockId: int, body: Any) -> Response:
     doors.lock_of(runtime, caller, smartlockId)
     data = validate(body, EmulatorLockUpdate)
     changes = {
@@ -123,11 +130,16 @@ def keypad(
     smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
     body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     runtime = runtime_of(request)
     data = validate(body, KeypadEntry)
-    event, log_id = doors.keypad_entry(runtime, caller, smartlockId, data.code, data.at)
-    return decision(runtime, smartlockId, event, log_id)
+
+    def enter() -> Response:
+        event, log_id = doors.keypad_entry(runtime, caller, smartlockId, data.code, data.at)
+        return decision(runtime, smartlockId, event, log_id)
+
+    return once_response(runtime.db, key, enter)
 
 
 @router.post(
@@ -141,13 +153,18 @@ def app_key(
     smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
     body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     runtime = runtime_of(request)
     data = validate(body, AppKeyUse)
-    event, log_id = doors.app_key_use(
-        runtime, caller, smartlockId, data.auth_id, data.action, data.remote, data.at
-    )
-    return decision(runtime, smartlockId, event, log_id)
+
+    def use() -> Response:
+        event, log_id = doors.app_key_use(
+            runtime, caller, smartlockId, data.auth_id, data.action, data.remote, data.at
+        )
+        return decision(runtime, smartlockId, event, log_id)
+
+    return once_response(runtime.db, key, use)
 
 
 @router.post(
@@ -159,10 +176,15 @@ def press_button(
     request: Request,
     smartlockId: int = Path(description=LOCK_ID_DOC, **LOCK_ID),
     caller: Caller = Depends(emulator_scope),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     runtime = runtime_of(request)
-    event, log_id = doors.button(runtime, caller, smartlockId)
-    return decision(runtime, smartlockId, event, log_id)
+
+    def press() -> Response:
+        event, log_id = doors.button(runtime, caller, smartlockId)
+        return decision(runtime, smartlockId, event, log_id)
+
+    return once_response(runtime.db, key, press)
 
 
 @router.post(
@@ -179,8 +201,13 @@ def tamper(
     smartlockId: int = Path(description=LOCK_ID_DOC),
     caller: Caller = Depends(emulator_scope),
     body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     runtime = runtime_of(request)
+    return once_response(runtime.db, key, lambda: _tamper(runtime, caller, smartlockId, body))
+
+
+def _tamper(runtime: Runtime, caller: Caller, smartlockId: int, body: Any) -> Response:
     doors.lock_of(runtime, caller, smartlockId)
     data = validate(body, Tamper)
     changes = None

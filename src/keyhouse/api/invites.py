@@ -6,12 +6,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from keyhouse.api.edge import LOCK_ID
+from keyhouse.api.idempotency import answer_json, idempotent, respond
 from keyhouse.api.responses import json_response
 from keyhouse.api.security import describe_rule, runtime_of, scoped, too_many
 from keyhouse.runtime import MAIL_QUEUE
 from keyhouse.schemas.invite import InviteStatus
-from keyhouse.services import invites, lookup
+from keyhouse.services import idempotency, invites, lookup
 from keyhouse.services.caller import Caller
+from keyhouse.services.idempotency import IdempotentRequest
+from keyhouse.services.present import to_json
 
 router = APIRouter(prefix="/keyhouse", tags=["Invites (Keyhouse)"])
 auth_scope = scoped("smartlock.auth")
@@ -50,11 +53,11 @@ def resend_invite(
     smartlockId: int = Path(description="The smartlock id", **LOCK_ID),
     id: str = Path(description="The key's id (24 hex digits)"),
     caller: Caller = Depends(auth_scope),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     runtime = runtime_of(request)
     with runtime.db.read() as session:
-        key = lookup.key_on_lock(session, caller, smartlockId, id)  # 404 before counting
-        key_id = key.id
+        key_id = lookup.key_on_lock(session, caller, smartlockId, id).id  # 404 before counting
     rule = runtime.settings.resend_limit
     verdict = runtime.rate_limits.hit(rule, "resend", caller.account_id, key_id)
     if not verdict.allowed:
@@ -63,8 +66,12 @@ def resend_invite(
             f"the invite of key {key_id} was sent again too often "
             f"({describe_rule(runtime.rate_limits, rule)}); the next resend is allowed later",
         )
-    shape = runtime.db.transaction(
-        lambda session: invites.resend_invite(session, caller, smartlockId, id)
+    sent, answer = idempotency.once(
+        runtime.db,
+        key,
+        lambda session: to_json(invites.resend_invite(session, caller, smartlockId, id)),
+        answer_json,
     )
-    runtime.mail_worker.submit([MAIL_QUEUE])
-    return json_response(shape)
+    if sent is not None:
+        runtime.mail_worker.submit([MAIL_QUEUE])
+    return respond(answer)

@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from keyhouse import __version__
+from keyhouse.rules.idempotency import HEADER as IDEMPOTENCY_HEADER
 from keyhouse.schemas import (
     AccountUser,
     AccountUserCreate,
@@ -79,6 +80,11 @@ shows `syncState: "pending"` and an `operationId`; then `applied` with its `auth
 `failed` with the lock's reason in `error`. Every error answers in Nuki's shape
 (`detailMessage`, `stackTrace`, `suppressedExceptions`) plus `error`, `field`, `rule` and
 `problems` that say exactly what is wrong.
+
+**Safe retries**: every write takes an optional `Idempotency-Key` header (e.g. a UUID). A retry
+with the same key, method, path and body within 24 h is done once: it gets the first answer
+again, with `Idempotent-Replayed: true`. Nuki's API has no such header; clients that don't send
+it see no difference.
 """
 
 
@@ -156,6 +162,11 @@ def _error_responses(method: str, has_body: bool) -> dict[str, Any]:
     return found
 
 
+_IDEMPOTENCY_MISMATCH = {
+    "description": f"The {IDEMPOTENCY_HEADER} was used with a different request (method, path or "
+    "body) within 24 h: rule idempotency_mismatch",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+}
 _KEYWORDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
 
 
@@ -229,6 +240,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             has_body = "requestBody" in operation
             for status, answer in _error_responses(method, has_body).items():
                 responses.setdefault(status, answer)
+            if any(p.get("name") == IDEMPOTENCY_HEADER for p in operation.get("parameters", [])):
+                responses.setdefault("422", _IDEMPOTENCY_MISMATCH)
     document = _json_schema_terms(document)
     app.openapi_schema = document
     return document

@@ -22,7 +22,9 @@ from keyhouse.client.sync import (
     answer_of,
     check_base_url,
     http_request_args,
+    idempotency_key,
     resolve_settings,
+    writes_retried,
 )
 from keyhouse.schemas.account_user import AccountUser
 from keyhouse.schemas.audit import AuditEvent
@@ -51,12 +53,17 @@ class AsyncClient:
         timeout: float = 30.0,
         max_retries: int = 3,
         retry_backoff: float = 0.5,
+        retry_writes: bool | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.token, self.base_url = resolve_settings(token, base_url, profile)
         check_base_url(self.base_url)
-        self.retry = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
+        self.retry = RetryPolicy(
+            max_retries=max_retries,
+            backoff=retry_backoff,
+            retry_writes=writes_retried(self.base_url, retry_writes),
+        )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={
@@ -86,11 +93,12 @@ class AsyncClient:
 
     async def _send(self, call: Call) -> Any:
         attempt = 0
+        key = idempotency_key(call)
         while True:
             try:
-                response = await self._http.request(**http_request_args(call))
+                response = await self._http.request(**http_request_args(call, key))
             except httpx.TransportError as exc:
-                wait = self.retry.after_transport_error(call.method, attempt)
+                wait = self.retry.after_transport_error(call.method, attempt, keyed=key is not None)
                 if wait is None:
                     raise ConnectionFailed(
                         f"{call.method} {self.base_url}{call.path} failed: {exc}",
@@ -100,7 +108,7 @@ class AsyncClient:
                 await asyncio.sleep(wait)
                 attempt += 1
                 continue
-            wait = self.retry.after_response(call.method, response, attempt)
+            wait = self.retry.after_response(call.method, response, attempt, keyed=key is not None)
             if wait is None:
                 return answer_of(response)
             await response.aclose()

@@ -14,6 +14,7 @@ import difflib
 import os
 import random
 import time
+import uuid
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,6 +79,10 @@ PROFILE_ENV = "KEYHOUSE_PROFILE"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WAITING_STATES = frozenset({"pending", "deleting"})
 USER_AGENT = f"keyhouse-sdk/{__version__}"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+NUKI_HOST = "api.nuki.io"
+# The rule of Keyhouse's 409 while the first request under the same key is still running.
+IN_PROGRESS_RULE = "idempotency_in_progress"
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -133,38 +138,80 @@ def check_base_url(url: str) -> None:
 class RetryPolicy:
     """Retries with jittered exponential backoff.
 
-    GET (and HEAD/OPTIONS) is retried on connection errors, 5xx and 429; any method is retried
-    on 429, after ``Retry-After`` seconds if given (up to ``max_retry_after``). Nothing else is
-    ever retried: a PUT/POST/DELETE that may have reached the server is not sent twice.
+    Every write (PUT/POST/DELETE) is sent with a fresh ``Idempotency-Key``; its retries send
+    the same request with the same key, so a write the server already made is not made again
+    (Keyhouse answers the first answer again). Retried, up to ``max_retries`` times: GET (and
+    HEAD/OPTIONS) and, with ``retry_writes``, writes under their key, on a timeout, a
+    connection error or a 5xx; any method on 429, and a write on 409 "a request with this
+    Idempotency-Key is in progress". A ``Retry-After`` (on 429, 503 or that 409) is waited
+    for, up to ``max_retry_after`` seconds, instead of the backoff.
+
+    ``retry_writes=False`` never sends a write twice on a timeout, connection error or 5xx:
+    for a server without idempotency keys (api.nuki.io ignores the header).
     """
 
     max_retries: int = 3
     backoff: float = 0.5
     max_backoff: float = 8.0
     max_retry_after: float = 60.0
+    retry_writes: bool = True
 
     def backoff_for(self, attempt: int) -> float:
         """The pause before retry number ``attempt + 1`` (full jitter in [50 %, 100 %])."""
         ceiling = min(self.max_backoff, self.backoff * (2**attempt))
         return ceiling * random.uniform(0.5, 1.0)
 
-    def after_response(self, method: str, response: httpx.Response, attempt: int) -> float | None:
-        """Seconds to wait before retrying this answer, or None to not retry."""
+    def _repeatable(self, method: str, keyed: bool) -> bool:
+        return method in SAFE_METHODS or (keyed and self.retry_writes)
+
+    def after_response(
+        self, method: str, response: httpx.Response, attempt: int, *, keyed: bool = False
+    ) -> float | None:
+        """Seconds to wait before retrying this answer, or None to not retry. ``keyed``: the
+        request carries an ``Idempotency-Key``."""
         if attempt >= self.max_retries:
             return None
         status = response.status_code
-        if status == 429 or (status >= 500 and method in SAFE_METHODS):
-            wait = retry_after_seconds(response)
-            if wait is None:
-                return self.backoff_for(attempt)
-            return wait if wait <= self.max_retry_after else None
-        return None
+        retry = status == 429 or (status >= 500 and self._repeatable(method, keyed))
+        if status == 409 and keyed and _in_progress(response):
+            retry = True
+        if not retry:
+            return None
+        wait = retry_after_seconds(response)
+        if wait is None:
+            return self.backoff_for(attempt)
+        return wait if wait <= self.max_retry_after else None
 
-    def after_transport_error(self, method: str, attempt: int) -> float | None:
-        """Seconds to wait before retrying after a connection error, or None."""
-        if method in SAFE_METHODS and attempt < self.max_retries:
+    def after_transport_error(
+        self, method: str, attempt: int, *, keyed: bool = False
+    ) -> float | None:
+        """Seconds to wait before retrying after a timeout or connection error, or None."""
+        if self._repeatable(method, keyed) and attempt < self.max_retries:
             return self.backoff_for(attempt)
         return None
+
+
+def writes_retried(base_url: str, retry_writes: bool | None) -> bool:
+    """Whether writes are retried: as asked, else unless the server is api.nuki.io (whose API
+    has no idempotency keys, so a retried write could happen twice)."""
+    if retry_writes is not None:
+        return retry_writes
+    return not httpx.URL(base_url).host.endswith(NUKI_HOST)
+
+
+def _in_progress(response: httpx.Response) -> bool:
+    """A 409 saying the first request under the same Idempotency-Key is still running."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("rule") == IN_PROGRESS_RULE
+
+
+def idempotency_key(call: Call) -> str | None:
+    """A new ``Idempotency-Key`` for a write (None for a GET): one per call, kept by its
+    retries."""
+    return None if call.method in SAFE_METHODS else str(uuid.uuid4())
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -197,9 +244,12 @@ def answer_of(response: httpx.Response) -> Any:
     return response.json()
 
 
-def http_request_args(call: Call) -> dict[str, Any]:
-    """Keyword arguments for ``httpx.Client.request`` / ``AsyncClient.request``."""
+def http_request_args(call: Call, key: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``httpx.Client.request`` / ``AsyncClient.request``; ``key`` is
+    the write's ``Idempotency-Key``."""
     args: dict[str, Any] = {"method": call.method, "url": call.path}
+    if key is not None:
+        args["headers"] = {IDEMPOTENCY_HEADER: key}
     if call.params:
         args["params"] = {k: v for k, v in call.params.items() if v is not None}
     if call.has_body:
@@ -565,6 +615,11 @@ class Client:
     or call :meth:`close`.
 
     Key changes answer 204 and apply to the lock asynchronously: use :meth:`wait_for_key`.
+
+    Every write carries a fresh ``Idempotency-Key``; on a timeout, a connection error or a 5xx
+    it is sent again with the same key (up to ``max_retries`` times, see
+    :class:`RetryPolicy`), so Keyhouse makes it once. ``retry_writes`` defaults to True except
+    for api.nuki.io, which has no idempotency keys.
     """
 
     def __init__(
@@ -576,12 +631,17 @@ class Client:
         timeout: float = 30.0,
         max_retries: int = 3,
         retry_backoff: float = 0.5,
+        retry_writes: bool | None = None,
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.token, self.base_url = resolve_settings(token, base_url, profile)
         check_base_url(self.base_url)
-        self.retry = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
+        self.retry = RetryPolicy(
+            max_retries=max_retries,
+            backoff=retry_backoff,
+            retry_writes=writes_retried(self.base_url, retry_writes),
+        )
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={
@@ -613,11 +673,12 @@ class Client:
 
     def _send(self, call: Call) -> Any:
         attempt = 0
+        key = idempotency_key(call)
         while True:
             try:
-                response = self._http.request(**http_request_args(call))
+                response = self._http.request(**http_request_args(call, key))
             except httpx.TransportError as exc:
-                wait = self.retry.after_transport_error(call.method, attempt)
+                wait = self.retry.after_transport_error(call.method, attempt, keyed=key is not None)
                 if wait is None:
                     raise ConnectionFailed(
                         f"{call.method} {self.base_url}{call.path} failed: {exc}",
@@ -627,7 +688,7 @@ class Client:
                 time.sleep(wait)
                 attempt += 1
                 continue
-            wait = self.retry.after_response(call.method, response, attempt)
+            wait = self.retry.after_response(call.method, response, attempt, keyed=key is not None)
             if wait is None:
                 return answer_of(response)
             response.close()

@@ -39,7 +39,11 @@ class TokenInfo(ResponseShape):
 
 
 class NewToken(TokenInfo):
-    token: str = Field(description="The secret: shown only in this answer, keep it")
+    token: str | None = Field(
+        None,
+        description="The secret: shown only in this answer, keep it (absent when the answer is "
+        "a replay under the same Idempotency-Key: the secret is stored nowhere)",
+    )
 
 
 class TokenCreate(RequestShape):
