@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyhouse.outbox.smtp_url import parse_smtp_url
+from keyhouse.rules.paging import LIST_MAX_ITEMS_DEFAULT, LIST_MAX_ITEMS_HARD
 
 
 def default_data_dir() -> Path:
@@ -57,6 +58,10 @@ class Settings(BaseSettings):
     mail_max_attempts: int = Field(default=5, ge=1)
     # The largest request body taken (413 above it), checked while the body streams in.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # The most items one answer of a list holds (locks, keys, account users, invites); a
+    # longer list answers the first page with a Link header (rel="next") to the rest. The
+    # activity log keeps its official limit (default 20, at most 50).
+    list_max_items: int = Field(default=LIST_MAX_ITEMS_DEFAULT, ge=1, le=LIST_MAX_ITEMS_HARD)
 
     @field_validator("smtp_url")
     @classmethod
