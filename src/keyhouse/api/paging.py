@@ -43,7 +43,11 @@ def after_query() -> Any:
     return Query(
         None,
         description=AFTER_DOC,
-        json_schema_extra={"maxLength": CURSOR_MAX_LENGTH, "pattern": CURSOR_PATTERN},
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": CURSOR_MAX_LENGTH,
+            "pattern": CURSOR_PATTERN,
+        },
     )
 
 

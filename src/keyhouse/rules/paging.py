@@ -29,7 +29,7 @@ LIST_MAX_ITEMS_HARD = 100_000
 
 # The longest cursor taken (the longest one made, an auth key, is about 110 characters).
 CURSOR_MAX_LENGTH = 200
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 _CURSOR = re.compile(r"[A-Za-z0-9_-]+")
 _ID = re.compile(r"[0-9A-Za-z]{1,64}")
 
