@@ -33,13 +33,15 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 _CURSOR = re.compile(r"[A-Za-z0-9_-]+")
 _ID = re.compile(r"[0-9A-Za-z]{1,64}")
 
-# The sort key of each paged list, by kind: the types of its values, in order.
-LAYOUTS: dict[str, tuple[type, ...]] = {
-    "lock": (int,),  # smartlock id, ascending
-    "auth": (int, datetime, str),  # smartlock id, creation, key id: ascending
-    "user": (int,),  # account user id, ascending
-    "invite": (int,),  # invite id, descending (newest first)
+# The sort key of each paged list, by kind: its values, in order, each as wide as its column.
+INT32, INT64, INSTANT, ID = "int32", "int64", "instant", "id"
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "lock": (INT64,),  # smartlock id, ascending
+    "auth": (INT64, INSTANT, ID),  # smartlock id, creation, key id: ascending
+    "user": (INT32,),  # account user id, ascending
+    "invite": (INT32,),  # invite id, descending (newest first)
 }
+_BITS = {INT32: 31, INT64: 63}
 
 
 def page_limit(requested: int | None, cap: int) -> int:
@@ -102,11 +104,14 @@ def _decode(text: str, kind: str) -> tuple[Any, ...] | str:
         return "it has the wrong number of values"
     key: list[Any] = []
     for kind_of, value in zip(layout, values[1:], strict=True):
-        if kind_of is int:
-            if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2**63:
-                return "a value is not a 64-bit integer"
+        if kind_of in _BITS:
+            bits = _BITS[kind_of]
+            if not isinstance(value, int) or isinstance(value, bool):
+                return "a value is not an integer"
+            if not -(2**bits) <= value < 2**bits:
+                return f"a value is not a {bits + 1}-bit integer"
             key.append(value)
-        elif kind_of is str:
+        elif kind_of == ID:
             if not isinstance(value, str) or not _ID.fullmatch(value):
                 return "a value is not an id"
             key.append(value)
