@@ -56,7 +56,8 @@ class Runtime:
             drift_check_seconds=settings.drift_check_seconds,
         )
         self.mail = MailSender(self.db, settings)
-        self.key_listings = ListingCache()
+        # A page of a lock's keys: its JSON, and the cursor of the next page (None: the last).
+        self.key_listings: ListingCache[tuple[bytes, str | None]] = ListingCache()
         self.token_uses = TokenUses(self.db)
         self.rate_limits = RateLimits(settings.redis_url)
         self.actions_in_flight = InFlight(settings.actions_per_lock)

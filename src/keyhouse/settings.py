@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyhouse.outbox.smtp_url import parse_smtp_url
+from keyhouse.rules.paging import LIST_MAX_ITEMS_DEFAULT, LIST_MAX_ITEMS_HARD
 from keyhouse.rules.rate_limit import parse_rule
 
 
@@ -79,6 +80,10 @@ class Settings(BaseSettings):
     # How long audit-log events are kept (GET /keyhouse/audit); older ones are pruned by the
     # housekeeping worker, about once an hour, in small batches.
     audit_retention_days: int = Field(default=365, ge=1)
+    # The most items one answer of a list holds (locks, keys, account users, invites); a
+    # longer list answers the first page with a Link header (rel="next") to the rest. The
+    # activity log keeps its official limit (default 20, at most 50).
+    list_max_items: int = Field(default=LIST_MAX_ITEMS_DEFAULT, ge=1, le=LIST_MAX_ITEMS_HARD)
 
     @field_validator("smtp_url")
     @classmethod

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import Tenant
+from conftest import Tenant, tenant_with
 from keyhouse.rules.dates import utcnow
 from keyhouse.store.models import AccountUser
 
@@ -164,7 +165,12 @@ def test_list_offset_and_limit_page_through_users_in_id_order(tenant: Tenant) ->
     assert user_ids(tenant, offset=0, limit=1) == ids[:1]
 
 
-def test_list_limit_over_1000_is_clamped_to_1000(tenant: Tenant) -> None:
+def test_list_limit_over_the_cap_is_clamped_to_the_cap(tmp_path: Path) -> None:
+    with tenant_with(tmp_path, list_max_items=1000) as tenant:
+        _clamped_to_1000(tenant)
+
+
+def _clamped_to_1000(tenant: Tenant) -> None:
     now = utcnow()
     with tenant.runtime.db.session() as session:
         session.add_all(
@@ -180,6 +186,7 @@ def test_list_limit_over_1000_is_clamped_to_1000(tenant: Tenant) -> None:
         )
     assert len(users(tenant, limit=5000)) == 1000
     assert len(users(tenant)) == 1000
+    assert tenant.get("/account/user").headers["x-has-more"] == "true"
     assert len(users(tenant, limit=1000)) == 1000
     assert len(users(tenant, offset=1000, limit=5000)) == 1
 

@@ -201,7 +201,8 @@ def test_optional_parameters_are_plain_types(document: dict[str, Any]) -> None:
     assert seen > 10
     (get_locks,) = [document["paths"]["/smartlock"]["get"]]
     kinds = {p["name"]: p["schema"]["type"] for p in get_locks["parameters"]}
-    assert kinds == {"authId": "integer", "type": "integer"}
+    # the official filters, and Keyhouse's own paging (limit and the cursor after)
+    assert kinds == {"authId": "integer", "type": "integer", "limit": "integer", "after": "string"}
 
 
 def test_swagger_ui_shows_execute_after_one_click(client: TestClient) -> None:

@@ -11,9 +11,18 @@ from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
 from keyhouse.api.edge import ID32, INT32_MAX
 from keyhouse.api.idempotency import answer_json, idempotent, respond
+from keyhouse.api.paging import (
+    PAGED_HEADERS_DOC,
+    after_query,
+    checked_cursor,
+    checked_limit,
+    list_cap,
+    page_response,
+)
 from keyhouse.api.responses import json_response
 from keyhouse.api.security import runtime_of, scoped, scoped_all
 from keyhouse.errors import ValidationFailed
+from keyhouse.rules.paging import encode_cursor, split_page
 from keyhouse.schemas.account_user import AccountUser, AccountUserCreate, AccountUserUpdate
 from keyhouse.services import account_users, idempotency
 from keyhouse.services.caller import Caller
@@ -33,7 +42,7 @@ delete_scope = scoped_all(
     "/account/user",
     summary="Get a list of account users",
     operation_id="AccountUsersResource_get_get",
-    responses={200: {"model": list[AccountUser]}},
+    responses={200: {"model": list[AccountUser], "headers": PAGED_HEADERS_DOC}},
 )
 def list_users(
     request: Request,
@@ -43,31 +52,45 @@ def list_users(
     offset: int = Query(
         0, description="The offset of the first user to return", ge=0, le=INT32_MAX
     ),
-    limit: int = Query(
-        account_users.USERS_PAGE_MAX,
-        description=f"How many users to return; over {account_users.USERS_PAGE_MAX} the "
-        "maximum is used",
+    limit: int | None = Query(
+        None,
+        description="How many users to return: default and maximum the server's list cap "
+        "(KEYHOUSE_LIST_MAX_ITEMS, 10000 unless changed); over it the cap is used. When more "
+        'follow, the answer has a Link header (rel="next")',
         ge=1,
         le=INT32_MAX,
     ),
+    after: str | None = after_query(),
     caller: Caller = Depends(user_scope),
 ) -> Response:
-    """Scopes: account or smartlock.auth."""
+    """Scopes: account or smartlock.auth. By id; the Link header's next page starts after the
+    last user shown (Keyhouse's after), which no insert or delete in between can shift."""
     if offset < 0:
         raise ValidationFailed(
             f"offset {offset} is negative: use 0 or more", field="offset", rule="minimum"
         )
-    if limit < 1:
+    page_size = checked_limit(limit, list_cap(request))
+    start = checked_cursor(after, "user")
+    if start is not None and offset:
         raise ValidationFailed(
-            f"limit {limit} is below 1: use 1 to {account_users.USERS_PAGE_MAX}",
-            field="limit",
-            rule="minimum",
+            f"offset {offset} and after can't be combined: after already says where the page "
+            "starts (follow the Link header's URL as it is)",
+            field="offset",
+            rule="exclusive",
         )
-    limit = min(limit, account_users.USERS_PAGE_MAX)
     with runtime_of(request).db.read() as session:
-        rows = account_users.list_users(session, caller, email=email, offset=offset, limit=limit)
-        found = [user_shape(row) for row in rows]
-    return json_response(found)
+        rows = account_users.list_users(
+            session,
+            caller,
+            email=email,
+            offset=offset,
+            limit=page_size + 1,
+            after=start[0] if start else None,
+        )
+        page, more = split_page(rows, page_size)
+        found = [user_shape(row) for row in page]
+    cursor = encode_cursor("user", (page[-1].id,)) if more else None
+    return page_response(request, found, cursor, page_size, drop=("offset",))
 
 
 @router.put(

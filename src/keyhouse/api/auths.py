@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -15,7 +15,16 @@ from keyhouse.api.body import validate
 from keyhouse.api.body_dependency import body_doc, json_body
 from keyhouse.api.edge import INT32, LOCK_ID, ascii_int, echo
 from keyhouse.api.idempotency import idempotent, respond
-from keyhouse.api.responses import JSON, json_response
+from keyhouse.api.paging import (
+    PAGED_HEADERS_DOC,
+    after_query,
+    checked_cursor,
+    checked_limit,
+    limit_query,
+    list_cap,
+    page_response,
+)
+from keyhouse.api.responses import json_response
 from keyhouse.api.security import (
     authenticated,
     caller_of,
@@ -25,6 +34,7 @@ from keyhouse.api.security import (
     scoped,
 )
 from keyhouse.errors import ValidationFailed
+from keyhouse.rules.paging import encode_cursor, split_page
 from keyhouse.runtime import Runtime
 from keyhouse.schemas.auth import (
     SmartlockAuth,
@@ -39,6 +49,7 @@ from keyhouse.services.caller import Caller
 from keyhouse.services.idempotency import NO_CONTENT, IdempotentRequest
 from keyhouse.services.present import auth_shape, to_json
 from keyhouse.store import repo
+from keyhouse.store.models import SmartlockAuth as StoredAuth
 from keyhouse.store.repo import ApiTokenRow
 
 router = APIRouter(tags=["SmartlockAuth"])
@@ -94,7 +105,7 @@ async def _write(
     "/smartlock/auth",
     summary="Get a list of smartlock authorizations for your smartlocks",
     operation_id="SmartlocksAuthsResource_get_get",
-    responses={200: {"model": list[SmartlockAuth]}},
+    responses={200: {"model": list[SmartlockAuth], "headers": PAGED_HEADERS_DOC}},
 )
 def list_all_keys(
     request: Request,
@@ -106,10 +117,14 @@ def list_all_keys(
     types: str | None = Query(
         None, description=TYPES_DOC, json_schema_extra={"pattern": TYPES_PATTERN}
     ),
+    limit: int | None = limit_query(),
+    after: str | None = after_query(),
     caller: Caller = Depends(auth_scope),
 ) -> Response:
-    """Scope: smartlock.auth."""
+    """Scope: smartlock.auth. By lock, then creation; paged by Keyhouse's limit and after."""
     wanted = parse_types(types)
+    page_size = checked_limit(limit, list_cap(request))
+    start = checked_cursor(after, "auth")
     with runtime_of(request).db.read() as session:
         rows = repo.list_auths(
             session,
@@ -117,9 +132,20 @@ def list_all_keys(
             types=wanted,
             account_user_id=accountUserId if accountUserId and accountUserId > 0 else None,
             without_user=accountUserId is not None and accountUserId < 0,
+            after=start,
+            limit=page_size + 1,
         )
-        found = [auth_shape(row) for row in rows]
-    return json_response(found)
+        page, cursor = _auth_page(rows, page_size)
+        found = [auth_shape(row) for row in page]
+    return page_response(request, found, cursor, page_size)
+
+
+def _auth_page(
+    rows: Sequence[StoredAuth], page_size: int
+) -> tuple[Sequence[StoredAuth], str | None]:
+    """The page of keys read as ``page_size + 1``, and the cursor of the next (None: none)."""
+    page, more = split_page(rows, page_size)
+    return page, encode_cursor("auth", repo.auth_sort_key(page[-1])) if more else None
 
 
 @router.put(
@@ -203,9 +229,10 @@ async def delete_keys(
     "/smartlock/{smartlockId}/auth",
     summary="Get a list of smartlock authorizations",
     operation_id="SmartlockAuthsResource_get_get",
-    responses={200: {"model": list[SmartlockAuth]}},
+    responses={200: {"model": list[SmartlockAuth], "headers": PAGED_HEADERS_DOC}},
     description="Scope: smartlock.auth. The listing clients poll: it is served from a cache "
-    "that every change to the lock's keys invalidates.",
+    "that every change to the lock's keys invalidates. By creation; paged by Keyhouse's "
+    "limit and after (a lock holds far fewer keys than the cap).",
 )
 async def list_lock_keys(
     request: Request,
@@ -213,17 +240,28 @@ async def list_lock_keys(
     types: str | None = Query(
         None, description=TYPES_DOC, json_schema_extra={"pattern": TYPES_PATTERN}
     ),
+    limit: int | None = limit_query(),
+    after: str | None = after_query(),
 ) -> Response:
     # The hot path: token, scope and listing in one trip to the thread pool and one session.
     wanted = parse_types(types)
+    page_size = checked_limit(limit, list_cap(request))
+    start = checked_cursor(after, "auth")
     runtime = runtime_of(request)
-    body = await run_in_threadpool(_lock_keys_json, runtime, request, smartlockId, wanted)
-    return Response(content=body, media_type=JSON)
+    body, cursor = await run_in_threadpool(
+        _lock_keys_json, runtime, request, smartlockId, wanted, page_size, start
+    )
+    return page_response(request, body, cursor, page_size)
 
 
 def _lock_keys_json(
-    runtime: Runtime, request: Request, smartlock_id: int, wanted: list[int] | None
-) -> bytes:
+    runtime: Runtime,
+    request: Request,
+    smartlock_id: int,
+    wanted: list[int] | None,
+    page_size: int,
+    start: tuple[Any, ...] | None,
+) -> tuple[bytes, str | None]:
     with runtime.db.read() as session:
         # Token and the lock's listing version in one query; the version is read before the
         # rows, so rows read after it are at least as new as it says.
@@ -237,16 +275,22 @@ def _lock_keys_json(
         caller = require_scope(caller_of(row, address), AUTH_SCOPES)
         if version is None:
             raise lookup.lock_not_found(smartlock_id)
-        cache_key = (smartlock_id, version, tuple(wanted or ()))
-        body = runtime.key_listings.get(cache_key)
-        if body is None:
+        cache_key = (smartlock_id, version, tuple(wanted or ()), page_size, start)
+        listing = runtime.key_listings.get(cache_key)
+        if listing is None:
             rows = repo.list_auths(
-                session, caller.account_id, smartlock_id=smartlock_id, types=wanted
+                session,
+                caller.account_id,
+                smartlock_id=smartlock_id,
+                types=wanted,
+                after=start,
+                limit=page_size + 1,
             )
-            body = to_json([auth_shape(row) for row in rows])
-            runtime.key_listings.put(cache_key, body)
+            page, cursor = _auth_page(rows, page_size)
+            listing = (to_json([auth_shape(row) for row in page]), cursor)
+            runtime.key_listings.put(cache_key, listing)
     runtime.token_uses.record(row)
-    return body
+    return listing
 
 
 @router.put(

@@ -7,7 +7,15 @@ from fastapi.responses import Response
 
 from keyhouse.api.edge import LOCK_ID
 from keyhouse.api.idempotency import answer_json, idempotent, respond
-from keyhouse.api.responses import json_response
+from keyhouse.api.paging import (
+    PAGED_HEADERS_DOC,
+    after_query,
+    checked_cursor,
+    checked_limit,
+    limit_query,
+    list_cap,
+    page_response,
+)
 from keyhouse.api.security import describe_rule, runtime_of, scoped, too_many
 from keyhouse.runtime import MAIL_QUEUE
 from keyhouse.schemas.invite import InviteStatus
@@ -23,19 +31,30 @@ auth_scope = scoped("smartlock.auth")
 @router.get(
     "/invites",
     summary="Invites and the delivery of their e-mail, newest first",
-    responses={200: {"model": list[InviteStatus]}},
+    responses={200: {"model": list[InviteStatus], "headers": PAGED_HEADERS_DOC}},
     description="Scope: smartlock.auth. status: queued (not sent yet, retried with backoff), "
-    "sent, or failed (lastError has the mail server's reply).",
+    "sent, or failed (lastError has the mail server's reply). Paged by limit and after.",
 )
 def list_invites(
     request: Request,
     authId: str | None = Query(None, description="Only the invites of this key (its id)"),
     status: str | None = Query(None, description="queued, sent or failed"),
+    limit: int | None = limit_query(),
+    after: str | None = after_query(),
     caller: Caller = Depends(auth_scope),
 ) -> Response:
+    page_size = checked_limit(limit, list_cap(request))
+    start = checked_cursor(after, "invite")
     with runtime_of(request).db.read() as session:
-        found = invites.invite_statuses(session, caller, auth_key=authId, status=status)
-    return json_response(found)
+        found, cursor = invites.invite_statuses(
+            session,
+            caller,
+            auth_key=authId,
+            status=status,
+            before=start[0] if start else None,
+            limit=page_size,
+        )
+    return page_response(request, found, cursor, page_size)
 
 
 @router.post(

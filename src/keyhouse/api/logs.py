@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from keyhouse.api.edge import INT32, INT32_MAX, LOCK_ID
-from keyhouse.api.responses import json_response
+from keyhouse.api.paging import PAGED_HEADERS_DOC, page_response
 from keyhouse.api.security import runtime_of, scoped
 from keyhouse.errors import ValidationFailed
 from keyhouse.rules.dates import parse_api_datetime
@@ -65,7 +65,7 @@ def log_query(
 
 def _answer(request: Request, caller: Caller, query: LogQuery, **where: object) -> Response:
     with runtime_of(request).db.read() as session:
-        found = logs.list_logs(
+        found, older = logs.list_logs(
             session,
             caller,
             account_user_id=query.account_user_id,
@@ -76,14 +76,15 @@ def _answer(request: Request, caller: Caller, query: LogQuery, **where: object) 
             limit=query.limit,
             **where,  # type: ignore[arg-type]
         )
-    return json_response(found)
+    # The official paging (id of the oldest entry seen, and limit) as a Link to the next page.
+    return page_response(request, found, older, len(found), param="id")
 
 
 @router.get(
     "/smartlock/{smartlockId}/log",
     summary="Get a list of smartlock logs",
     operation_id="SmartlockLogsResource_get_get",
-    responses={200: {"model": list[SmartlockLog]}},
+    responses={200: {"model": list[SmartlockLog], "headers": PAGED_HEADERS_DOC}},
 )
 def lock_log(
     request: Request,
@@ -100,7 +101,7 @@ def lock_log(
     "/smartlock/log",
     summary="Get a list of smartlock logs for all of your smartlocks",
     operation_id="SmartlocksLogsResource_get_get",
-    responses={200: {"model": list[SmartlockLog]}},
+    responses={200: {"model": list[SmartlockLog], "headers": PAGED_HEADERS_DOC}},
 )
 def account_log(
     request: Request,

@@ -19,11 +19,12 @@ from keyhouse.client.sync import (
     Sleep,
     Steps,
     _given,
-    answer_of,
     check_base_url,
     http_request_args,
     idempotency_key,
     resolve_settings,
+    result_of,
+    shown_url,
     writes_retried,
 )
 from keyhouse.schemas.account_user import AccountUser
@@ -101,7 +102,7 @@ class AsyncClient:
                 wait = self.retry.after_transport_error(call.method, attempt, keyed=key is not None)
                 if wait is None:
                     raise ConnectionFailed(
-                        f"{call.method} {self.base_url}{call.path} failed: {exc}",
+                        f"{call.method} {shown_url(self.base_url, call)} failed: {exc}",
                         self.base_url,
                         str(exc),
                     ) from exc
@@ -110,7 +111,7 @@ class AsyncClient:
                 continue
             wait = self.retry.after_response(call.method, response, attempt, keyed=key is not None)
             if wait is None:
-                return answer_of(response)
+                return result_of(call, response, self.base_url)
             await response.aclose()
             await asyncio.sleep(wait)
             attempt += 1

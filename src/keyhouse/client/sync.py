@@ -226,6 +226,17 @@ class Call:
     params: dict[str, Any] | None = None
     json: Any = None
     has_body: bool = False
+    # A page of a list: the runner sends back a Page (the items, and the next page's URL).
+    paged: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    """One answer of a list: its items, and the absolute URL of the next page (the Link
+    header's rel="next"), None on the last page."""
+
+    items: list[Any]
+    next: str | None
 
 
 @dataclass(frozen=True)
@@ -242,6 +253,31 @@ def answer_of(response: httpx.Response) -> Any:
     if response.status_code == 204 or not response.content:
         return None
     return response.json()
+
+
+def result_of(call: Call, response: httpx.Response, base_url: str) -> Any:
+    """What the runner sends back for ``call``: the JSON (see :func:`answer_of`), or for a
+    paged call the :class:`Page` with the next page's URL. The URL is resolved against the
+    request's and must be on the server's own origin: the token is never sent elsewhere."""
+    data = answer_of(response)
+    if not call.paged:
+        return data
+    target = response.links.get("next", {}).get("url")
+    if not target:
+        return Page(list(data or []), None)
+    found = response.url.join(target)
+    origin = httpx.URL(base_url)
+    if (found.scheme, found.host, found.port) != (origin.scheme, origin.host, origin.port):
+        raise KeyhouseClientError(
+            f"the server's next page {target!r} is not on {base_url}: not followed (the "
+            "token goes only to the server it was given for)"
+        )
+    return Page(list(data or []), str(found))
+
+
+def shown_url(base_url: str, call: Call) -> str:
+    """The request's URL in messages (a next page's URL is already absolute)."""
+    return call.path if "://" in call.path else f"{base_url}{call.path}"
 
 
 def http_request_args(call: Call, key: str | None = None) -> dict[str, Any]:
@@ -382,13 +418,43 @@ def _pick_created(
 # --- the operations, written once -------------------------------------------------------------
 
 
+# The most pages one list call follows: a server that keeps linking beyond it is refused
+# (KeyhouseClientError), never cut short in silence.
+MAX_PAGES = 10_000
+
+
 class Operations:
     """Every endpoint as a generator of :class:`Call`/:class:`Sleep` steps (shared logic)."""
+
+    def pages(
+        self, path: str, params: dict[str, Any] | None = None, want: int | None = None
+    ) -> Steps[list[Any]]:
+        """Every item of a list, following its ``Link: <…>; rel="next"`` pages; with
+        ``want``, only until that many are in hand."""
+        items: list[Any] = []
+        call = Call("GET", path, params, paged=True)
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            page = yield call
+            items.extend(page.items)
+            if want is not None and len(items) >= want:
+                return items[:want]
+            if page.next is None:
+                return items
+            if page.next in seen:
+                raise KeyhouseClientError(
+                    f"the server's next page {page.next} was already read: a loop, not followed"
+                )
+            seen.add(page.next)
+            call = Call("GET", page.next, paged=True)
+        raise KeyhouseClientError(
+            f"GET {path} still had a next page after {MAX_PAGES} pages: not followed further"
+        )
 
     # Smartlocks and actions
 
     def list_smartlocks(self, auth_id: int | None, type: int | None) -> Steps[list[Smartlock]]:
-        data = yield Call("GET", "/smartlock", {"authId": auth_id, "type": type})
+        data = yield from self.pages("/smartlock", {"authId": auth_id, "type": type})
         return _models(Smartlock, data)
 
     def get_smartlock(self, smartlock_id: int) -> Steps[Smartlock]:
@@ -408,7 +474,7 @@ class Operations:
         self, email: str | None, offset: int | None, limit: int | None
     ) -> Steps[list[AccountUser]]:
         params = {"email": email, "offset": offset, "limit": limit}
-        data = yield Call("GET", "/account/user", params)
+        data = yield from self.pages("/account/user", params, want=limit)
         return _models(AccountUser, data)
 
     def create_user(self, fields: Mapping[str, Any]) -> Steps[AccountUser]:
@@ -443,9 +509,9 @@ class Operations:
         type_list = query_value(list(types)) if types is not None else None
         if smartlock_id is None:
             params = {"types": type_list, "accountUserId": account_user_id}
-            data = yield Call("GET", "/smartlock/auth", params)
+            data = yield from self.pages("/smartlock/auth", params)
             return _models(SmartlockAuth, data)
-        data = yield Call("GET", f"/smartlock/{smartlock_id}/auth", {"types": type_list})
+        data = yield from self.pages(f"/smartlock/{smartlock_id}/auth", {"types": type_list})
         keys = _models(SmartlockAuth, data)
         # The per-lock path has no accountUserId filter in the spec: filter here, as Nuki's
         # account-wide path does (positive: that user; negative: keys without a user).
@@ -461,8 +527,8 @@ class Operations:
 
     def _key_ids(self, smartlock_id: int | None) -> Steps[set[str]]:
         path = "/smartlock/auth" if smartlock_id is None else f"/smartlock/{smartlock_id}/auth"
-        data = yield Call("GET", path)
-        return {item["id"] for item in data or []}
+        data = yield from self.pages(path)
+        return {item["id"] for item in data}
 
     def create_key(
         self, smartlock_id: int | Sequence[int], fields: Mapping[str, Any]
@@ -494,8 +560,8 @@ class Operations:
         bodies = [build_body(SmartlockAuthMultiUpdate, update) for update in updates]
         if any("name" not in body for body in bodies):
             # The official SmartlockAuthMultiUpdate requires name: send the current ones.
-            data = yield Call("GET", "/smartlock/auth")
-            names = {item["id"]: item.get("name") for item in data or []}
+            data = yield from self.pages("/smartlock/auth")
+            names = {item["id"]: item.get("name") for item in data}
             bodies = [
                 body
                 if "name" in body or names.get(body["id"]) is None
@@ -556,7 +622,13 @@ class Operations:
     ) -> Steps[list[SmartlockLog]]:
         params = {_camel(k): query_value(v) for k, v in filters.items()}
         path = "/smartlock/log" if smartlock_id is None else f"/smartlock/{smartlock_id}/log"
-        data = yield Call("GET", path, params)
+        # Without a limit, the official default page (the newest 20); with one, as many
+        # entries as asked for, following the pages (the server gives at most 50 at a time).
+        want = params.get("limit")
+        if isinstance(want, int) and not isinstance(want, bool):
+            data = yield from self.pages(path, params, want=want)
+        else:
+            data = yield Call("GET", path, params)
         return _models(SmartlockLog, data)
 
     # Keyhouse's own: the audit log, invites, the emulator
@@ -567,7 +639,8 @@ class Operations:
         return _models(AuditEvent, data)
 
     def invites(self, auth_id: str | None, status: str | None) -> Steps[list[InviteStatus]]:
-        data = yield Call("GET", "/keyhouse/invites", params={"authId": auth_id, "status": status})
+        params = {"authId": auth_id, "status": status}
+        data = yield from self.pages("/keyhouse/invites", params)
         return _models(InviteStatus, data)
 
     def resend_invite(self, smartlock_id: int, key_id: str) -> Steps[InviteStatus]:
@@ -681,7 +754,7 @@ class Client:
                 wait = self.retry.after_transport_error(call.method, attempt, keyed=key is not None)
                 if wait is None:
                     raise ConnectionFailed(
-                        f"{call.method} {self.base_url}{call.path} failed: {exc}",
+                        f"{call.method} {shown_url(self.base_url, call)} failed: {exc}",
                         self.base_url,
                         str(exc),
                     ) from exc
@@ -690,7 +763,7 @@ class Client:
                 continue
             wait = self.retry.after_response(call.method, response, attempt, keyed=key is not None)
             if wait is None:
-                return answer_of(response)
+                return result_of(call, response, self.base_url)
             response.close()
             time.sleep(wait)
             attempt += 1
@@ -717,7 +790,7 @@ class Client:
     def list_smartlocks(
         self, auth_id: int | None = None, type: int | None = None
     ) -> list[Smartlock]:
-        """``GET /smartlock``: the account's locks (filters: ``authId``, ``type``)."""
+        """``GET /smartlock``: the account's locks (filters: ``authId``, ``type``), every page."""
         return self._run(OPS.list_smartlocks(auth_id, type))
 
     def get_smartlock(self, smartlock_id: int) -> Smartlock:
@@ -745,7 +818,11 @@ class Client:
     def list_users(
         self, email: str | None = None, offset: int | None = None, limit: int | None = None
     ) -> list[AccountUser]:
-        """``GET /account/user``: the account users (filter by e-mail; paging)."""
+        """``GET /account/user``: the account users (filter by e-mail).
+
+        Every user, following the server's next-page links; ``offset`` starts later, and
+        ``limit`` returns at most that many (gathered over pages if the server's cap is lower).
+        """
         return self._run(OPS.list_users(email, offset, limit))
 
     def create_user(
@@ -778,7 +855,8 @@ class Client:
         """Keys of one lock (``GET /smartlock/{id}/auth``) or all (``GET /smartlock/auth``).
 
         ``types`` e.g. ``[0, 13]``; ``account_user_id`` > 0 for that user's keys, < 0 for keys
-        without a user.
+        without a user. Every key: a list longer than the server's cap is read page by page
+        (its ``Link: <…>; rel="next"`` header).
         """
         return self._run(OPS.list_keys(smartlock_id, types, account_user_id))
 
@@ -848,7 +926,9 @@ class Client:
         """``GET /smartlock/{id}/log`` or ``/smartlock/log``, newest first.
 
         Filters: ``auth_id`` (the key's id), ``account_user_id``, ``from_date``, ``to_date``
-        (datetimes or RFC 3339 strings), ``action``, ``id`` (older than), ``limit``.
+        (datetimes or RFC 3339 strings), ``action``, ``id`` (older than), ``limit``. Without
+        ``limit`` the server's default page (the newest 20); with it, that many entries,
+        over several pages if the server gives fewer at a time (Nuki: at most 50).
         """
         return self._run(OPS.logs(smartlock_id, filters))
 
@@ -867,7 +947,8 @@ class Client:
     # invites (Keyhouse's own, beside the Nuki paths)
 
     def invites(self, auth_id: str | None = None, status: str | None = None) -> list[InviteStatus]:
-        """``GET /keyhouse/invites``: invites and their e-mail's delivery (queued/sent/failed)."""
+        """``GET /keyhouse/invites``: invites and their e-mail's delivery (queued/sent/failed),
+        newest first, every page."""
         return self._run(OPS.invites(auth_id, status))
 
     def resend_invite(self, smartlock_id: int, key_id: str) -> InviteStatus:

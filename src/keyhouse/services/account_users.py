@@ -16,8 +16,6 @@ from keyhouse.services.problems import Problems
 from keyhouse.store import repo
 from keyhouse.store.models import AccountUser
 
-USERS_PAGE_MAX = 1000
-
 
 def _normalized_email(problems: Problems, email: str | None) -> str | None:
     if email is None:
@@ -89,11 +87,17 @@ def create_user(session: Session, caller: Caller, body: AccountUserCreate) -> Ac
 
 
 def list_users(
-    session: Session, caller: Caller, *, email: str | None, offset: int, limit: int
+    session: Session,
+    caller: Caller,
+    *,
+    email: str | None,
+    offset: int,
+    limit: int,
+    after: int | None = None,
 ) -> Sequence[AccountUser]:
     email_key = email.strip().lower() if email else None
     return repo.list_users(
-        session, caller.account_id, email_key=email_key, offset=offset, limit=limit
+        session, caller.account_id, email_key=email_key, offset=offset, limit=limit, after=after
     )
 
 

@@ -15,6 +15,7 @@ from keyhouse.errors import Conflict, ValidationFailed
 from keyhouse.mail.render import mail_language, render_mail
 from keyhouse.rules.dates import utcnow
 from keyhouse.rules.keypad import APP_KEY_TYPE, KEYPAD_CODE_TYPE
+from keyhouse.rules.paging import encode_cursor, split_page
 from keyhouse.rules.secrets_ import hash_token, new_link_secret
 from keyhouse.rules.windows import describe_validity
 from keyhouse.schemas.invite import InviteStatus
@@ -190,10 +191,18 @@ DELIVERY_STATUS = {
 
 
 def invite_statuses(
-    session: Session, caller: Caller, *, auth_key: str | None = None, status: str | None = None
-) -> list[Shape]:
-    """The account's invites with the delivery of their e-mail, newest first."""
-    if status is not None and status not in set(DELIVERY_STATUS.values()):
+    session: Session,
+    caller: Caller,
+    *,
+    auth_key: str | None = None,
+    status: str | None = None,
+    before: int | None = None,
+    limit: int | None = None,
+) -> tuple[list[Shape], str | None]:
+    """The account's invites with the delivery of their e-mail, newest first: those older
+    than the invite ``before`` (an id), at most ``limit``; and the cursor of the next page."""
+    shown_statuses = set(DELIVERY_STATUS.values())
+    if status is not None and status not in shown_statuses:
         raise ValidationFailed(
             f"status {status!r} is not one of queued, sent, failed, unconfirmed",
             field="status",
@@ -208,11 +217,17 @@ def invite_statuses(
     )
     if auth_key is not None:
         query = query.where(Invite.auth_key == auth_key)
+    if status is not None:
+        stored = [raw for raw, shown in DELIVERY_STATUS.items() if shown == status]
+        query = query.where(OutboxMessage.status.in_(stored))
+    if before is not None:
+        query = query.where(Invite.id < before)
+    if limit is not None:
+        query = query.limit(limit + 1)
+    rows = session.execute(query).all()
+    page, more = split_page(rows, limit) if limit is not None else (rows, False)
     found = []
-    for invite, message, smartlock_id in session.execute(query):
-        shown = DELIVERY_STATUS.get(message.status, message.status)
-        if status is not None and shown != status:
-            continue
+    for invite, message, smartlock_id in page:
         found.append(
             shape_dict(
                 InviteStatus,
@@ -221,7 +236,7 @@ def invite_statuses(
                 smartlock_id=smartlock_id,
                 account_user_id=invite.account_user_id,
                 email=message.recipient,
-                status=shown,
+                status=DELIVERY_STATUS.get(message.status, message.status),
                 attempts=message.attempts,
                 last_error=message.last_error,
                 message_id=message.message_id,
@@ -231,7 +246,8 @@ def invite_statuses(
                 redeemed_date=invite.redeemed_at,
             )
         )
-    return found
+    cursor = encode_cursor("invite", (page[-1][0].id,)) if more else None
+    return found, cursor
 
 
 def resend_invite(session: Session, caller: Caller, smartlock_id: int, auth_key: str) -> Shape:
@@ -265,7 +281,7 @@ def resend_invite(session: Session, caller: Caller, smartlock_id: int, auth_key:
     user = session.get(AccountUser, key.account_user_id)
     assert account is not None and lock is not None and user is not None
     message = queue_invite(session, account=account, lock=lock, key=key, user=user)
-    shape = invite_statuses(session, caller, auth_key=key.id)[0]
+    shape = invite_statuses(session, caller, auth_key=key.id, limit=1)[0][0]
     audit.record(
         session,
         caller,

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keyhouse.errors import ValidationFailed
+from keyhouse.rules.paging import split_page
 from keyhouse.services.caller import Caller
 from keyhouse.services.lookup import lock_not_found
 from keyhouse.services.present import Shape, log_shape
@@ -30,7 +31,9 @@ def list_logs(
     action: int | None = None,
     older_than: str | None = None,
     limit: int = LOG_LIMIT_DEFAULT,
-) -> list[Shape]:
+) -> tuple[list[Shape], str | None]:
+    """Up to ``limit`` entries (at most LOG_LIMIT_MAX), newest first, older than the entry
+    ``older_than``; and the id to pass as ``id`` for the next page (None: there is none)."""
     if limit < 1:
         raise ValidationFailed(
             f"limit {limit} is below 1: use 1 to {LOG_LIMIT_MAX}", field="limit", rule="minimum"
@@ -65,5 +68,6 @@ def list_logs(
                 rule="not_found",
             )
         query = query.where(SmartlockLog.seq < cursor)
-    rows = session.scalars(query.order_by(SmartlockLog.seq.desc()).limit(limit))
-    return [log_shape(row) for row in rows]
+    rows = session.scalars(query.order_by(SmartlockLog.seq.desc()).limit(limit + 1)).all()
+    page, more = split_page(rows, limit)
+    return [log_shape(row) for row in page], page[-1].id if more else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from keyhouse.rules.paging import encode_cursor, split_page
 from keyhouse.services.caller import Caller
 from keyhouse.services.lookup import lock_not_found
 from keyhouse.services.present import Shape, smartlock_shape
@@ -12,10 +13,26 @@ from keyhouse.store.models import SimulatedLock
 
 
 def list_smartlocks(
-    session: Session, caller: Caller, *, auth_id: int | None, type_: int | None
-) -> list[Shape]:
-    rows = repo.list_locks(session, caller.account_id, auth_id=auth_id, type_=type_)
-    return [smartlock_shape(lock, device) for lock, device in rows]
+    session: Session,
+    caller: Caller,
+    *,
+    auth_id: int | None,
+    type_: int | None,
+    after: tuple[int] | None = None,
+    limit: int | None = None,
+) -> tuple[list[Shape], str | None]:
+    """A page of the account's locks by id, and the cursor of the next (None: the last)."""
+    rows = repo.list_locks(
+        session,
+        caller.account_id,
+        auth_id=auth_id,
+        type_=type_,
+        after=after[0] if after else None,
+        limit=None if limit is None else limit + 1,
+    )
+    page, more = split_page(rows, limit) if limit is not None else (rows, False)
+    cursor = encode_cursor("lock", (page[-1][0].id,)) if more else None
+    return [smartlock_shape(lock, device) for lock, device in page], cursor
 
 
 def get_smartlock(session: Session, caller: Caller, smartlock_id: int) -> Shape:

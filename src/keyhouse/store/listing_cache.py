@@ -10,22 +10,28 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
 
 
-class ListingCache:
+class ListingCache(Generic[V]):
+    """The ``size`` listings used last, each under a key that includes the version it shows
+    (a page of keys: the serialised body and the cursor of the next page)."""
+
     def __init__(self, size: int = 512) -> None:
         self._size = size
-        self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._entries: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> bytes | None:
+    def get(self, key: Hashable) -> V | None:
         with self._lock:
             body = self._entries.get(key)
             if body is not None:
                 self._entries.move_to_end(key)
             return body
 
-    def put(self, key: Hashable, body: bytes) -> None:
+    def put(self, key: Hashable, body: V) -> None:
         with self._lock:
             self._entries[key] = body
             self._entries.move_to_end(key)

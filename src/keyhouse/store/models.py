@@ -129,7 +129,8 @@ class SmartlockAuth(Base):
             sqlite_where=text("NOT deleting"),
             postgresql_where=text("NOT deleting"),
         ),
-        Index("ix_auth_account_lock", "account_id", "smartlock_id"),
+        # Every key listing's order (see ``repo.list_auths``): pages are ranges of it.
+        Index("ix_auth_listing", "account_id", "smartlock_id", "created_at", "id"),
         Index(
             "ix_auth_unsynced",
             "smartlock_id",
@@ -210,7 +211,10 @@ class DeviceLease(Base):
 
 class Invite(Base):
     __tablename__ = "invites"
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        Index("ix_invite_account_id", "account_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))

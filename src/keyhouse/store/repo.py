@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from keyhouse.rules.ids import new_object_id
@@ -129,8 +129,15 @@ def lock_smartlocks(session: Session, ids: Iterable[int]) -> None:
 
 
 def list_locks(
-    session: Session, account_id: int, *, auth_id: int | None = None, type_: int | None = None
+    session: Session,
+    account_id: int,
+    *,
+    auth_id: int | None = None,
+    type_: int | None = None,
+    after: int | None = None,
+    limit: int | None = None,
 ) -> Sequence[tuple[Smartlock, SimulatedLock | None]]:
+    """The account's locks by id; from the one after ``after`` (a lock id), at most ``limit``."""
     query = (
         select(Smartlock, SimulatedLock)
         .outerjoin(SimulatedLock, SimulatedLock.smartlock_id == Smartlock.id)
@@ -141,6 +148,10 @@ def list_locks(
         query = query.where(Smartlock.auth_id == auth_id)
     if type_ is not None:
         query = query.where(Smartlock.type == type_)
+    if after is not None:
+        query = query.where(Smartlock.id > after)
+    if limit is not None:
+        query = query.limit(limit)
     return [(row[0], row[1]) for row in session.execute(query)]
 
 
@@ -167,11 +178,20 @@ def user_with_email(
 
 
 def list_users(
-    session: Session, account_id: int, *, email_key: str | None, offset: int, limit: int
+    session: Session,
+    account_id: int,
+    *,
+    email_key: str | None,
+    offset: int,
+    limit: int,
+    after: int | None = None,
 ) -> Sequence[AccountUser]:
+    """The account's users by id: those after ``after`` (a user id), skipping ``offset``."""
     query = select(AccountUser).where(AccountUser.account_id == account_id)
     if email_key is not None:
         query = query.where(AccountUser.email_key == email_key)
+    if after is not None:
+        query = query.where(AccountUser.id > after)
     return session.scalars(query.order_by(AccountUser.id).offset(offset).limit(limit)).all()
 
 
@@ -211,7 +231,11 @@ def list_auths(
     types: Sequence[int] | None = None,
     account_user_id: int | None = None,
     without_user: bool = False,
+    after: tuple[Any, ...] | None = None,
+    limit: int | None = None,
 ) -> Sequence[SmartlockAuth]:
+    """Keys by lock, then creation, then id (:func:`auth_sort_key`): those after the sort key
+    ``after``, at most ``limit``. The order is a range of ``ix_auth_listing``."""
     query = select(SmartlockAuth).where(SmartlockAuth.account_id == account_id)
     if smartlock_id is not None:
         query = query.where(SmartlockAuth.smartlock_id == smartlock_id)
@@ -221,9 +245,20 @@ def list_auths(
         query = query.where(SmartlockAuth.account_user_id == account_user_id)
     if without_user:
         query = query.where(SmartlockAuth.account_user_id.is_(None))
-    return session.scalars(
-        query.order_by(SmartlockAuth.smartlock_id, SmartlockAuth.created_at, SmartlockAuth.id)
-    ).all()
+    if after is not None:
+        query = query.where(tuple_(*AUTH_ORDER) > tuple(after))
+    query = query.order_by(*AUTH_ORDER)
+    if limit is not None:
+        query = query.limit(limit)
+    return session.scalars(query).all()
+
+
+AUTH_ORDER = (SmartlockAuth.smartlock_id, SmartlockAuth.created_at, SmartlockAuth.id)
+
+
+def auth_sort_key(row: SmartlockAuth) -> tuple[int, datetime, str]:
+    """Where ``row`` stands in every key listing (the values of ``AUTH_ORDER``)."""
+    return (row.smartlock_id, row.created_at, row.id)
 
 
 def auth_counts(session: Session, account_id: int, smartlock_id: int) -> tuple[int, int]:
