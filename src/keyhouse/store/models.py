@@ -130,6 +130,12 @@ class SmartlockAuth(Base):
             postgresql_where=text("NOT deleting"),
         ),
         Index("ix_auth_account_lock", "account_id", "smartlock_id"),
+        # One user's keys across the locks (``?accountUserId=``), in the listing's order; its
+        # first column also serves the user's removal (ON DELETE SET NULL). Without it the
+        # planner walked the account's keys through ix_auth_account_lock.
+        Index("ix_auth_user", "account_user_id", "account_id", "smartlock_id", "created_at", "id"),
+        # The account's keys of some types (``?types=13``), in the listing's order.
+        Index("ix_auth_account_type", "account_id", "type", "smartlock_id", "created_at", "id"),
         Index(
             "ix_auth_unsynced",
             "smartlock_id",
@@ -144,7 +150,7 @@ class SmartlockAuth(Base):
         BigInteger, ForeignKey("smartlocks.id", ondelete="CASCADE")
     )
     account_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("account_users.id", ondelete="SET NULL"), nullable=True, index=True
+        ForeignKey("account_users.id", ondelete="SET NULL"), nullable=True
     )
     auth_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     type: Mapped[int] = mapped_column(Integer)

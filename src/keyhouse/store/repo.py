@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple, TypeVar
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from keyhouse.rules.ids import new_object_id
@@ -212,6 +212,26 @@ def list_auths(
     account_user_id: int | None = None,
     without_user: bool = False,
 ) -> Sequence[SmartlockAuth]:
+    query = auths_query(
+        account_id,
+        smartlock_id=smartlock_id,
+        types=types,
+        account_user_id=account_user_id,
+        without_user=without_user,
+    )
+    return session.scalars(query).all()
+
+
+def auths_query(
+    account_id: int,
+    *,
+    smartlock_id: int | None = None,
+    types: Sequence[int] | None = None,
+    account_user_id: int | None = None,
+    without_user: bool = False,
+) -> Select[tuple[SmartlockAuth]]:
+    """The account's keys with these filters, in the listing's order (lock, creation, id);
+    each filter has an index that gives this order (see ``SmartlockAuth``)."""
     query = select(SmartlockAuth).where(SmartlockAuth.account_id == account_id)
     if smartlock_id is not None:
         query = query.where(SmartlockAuth.smartlock_id == smartlock_id)
@@ -221,9 +241,7 @@ def list_auths(
         query = query.where(SmartlockAuth.account_user_id == account_user_id)
     if without_user:
         query = query.where(SmartlockAuth.account_user_id.is_(None))
-    return session.scalars(
-        query.order_by(SmartlockAuth.smartlock_id, SmartlockAuth.created_at, SmartlockAuth.id)
-    ).all()
+    return query.order_by(SmartlockAuth.smartlock_id, SmartlockAuth.created_at, SmartlockAuth.id)
 
 
 def auth_counts(session: Session, account_id: int, smartlock_id: int) -> tuple[int, int]:
