@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     mail_max_attempts: int = Field(default=5, ge=1)
     # The largest request body taken (413 above it), checked while the body streams in.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Where the rate limits are counted for all processes (redis://host:6379/0); without it
+    # each process counts its own requests (``serve --workers N`` says so at start).
+    redis_url: str | None = None
 
     @field_validator("smtp_url")
     @classmethod

@@ -341,13 +341,15 @@ def check_due(session: Session, smartlock_id: int, checked_before: datetime) -> 
     return checked is None or checked < checked_before
 
 
-def locks_with_work(session: Session, now: datetime) -> list[int]:
-    """Locks with a tombstone or a key ahead of the lock's copy that is due now."""
-    return list(
-        session.scalars(
-            select(SmartlockAuth.smartlock_id).where(_UNSYNCED, _not_failed(), _due(now)).distinct()
-        )
-    )
+def locks_with_work(
+    session: Session, now: datetime, *, among: Sequence[int] | None = None
+) -> list[int]:
+    """Locks (of ``among``, if given) with a tombstone or a key ahead of the lock's copy that is
+    due now."""
+    query = select(SmartlockAuth.smartlock_id).where(_UNSYNCED, _not_failed(), _due(now))
+    if among is not None:
+        query = query.where(SmartlockAuth.smartlock_id.in_(list(among)))
+    return list(session.scalars(query.distinct()))
 
 
 def next_work(session: Session, smartlock_id: int, now: datetime) -> SmartlockAuth | None:
