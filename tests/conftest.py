@@ -257,6 +257,17 @@ def start_server(
     if "Uvicorn running" not in text:
         process.kill()
         raise RuntimeError(f"keyhouse serve did not start:\n{text}")
+    # With several API processes the manager says "running" once it has bound the socket;
+    # the socket listens when the first of them has started.
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("keyhouse serve did not listen:\n" + "\n".join(lines)) from None
+            time.sleep(0.05)
     token_match = re.search(r"^\s+(kh_\S+)$", text, re.MULTILINE)
     token = token_match.group(1) if token_match else ""
     lock_ids = [int(x) for x in re.findall(r"smartlockId (\d+)", text)]
