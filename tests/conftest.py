@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -223,8 +223,9 @@ def _drain(process: subprocess.Popen, lines: list[str]) -> None:
 
 
 def start_server(
-    data: Path, env_extra: dict[str, str] | None = None
+    data: Path, env_extra: dict[str, str] | None = None, serve_args: Sequence[str] = ()
 ) -> tuple[subprocess.Popen, LiveServer]:
+    """`keyhouse --data DATA serve --port P [serve_args]`, once it listens."""
     port = free_port()
     env = {**os.environ, **(env_extra or {})}
     env.pop("KEYHOUSE_DATA", None)
@@ -233,7 +234,7 @@ def start_server(
     if "KEYHOUSE_CONFIG" not in (env_extra or {}):
         env["KEYHOUSE_CONFIG"] = str(data.parent / f"{data.name}-config.toml")
     process = subprocess.Popen(
-        [*keyhouse_command(), "--data", str(data), "serve", "--port", str(port)],
+        [*keyhouse_command(), "--data", str(data), "serve", "--port", str(port), *serve_args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -256,6 +257,17 @@ def start_server(
     if "Uvicorn running" not in text:
         process.kill()
         raise RuntimeError(f"keyhouse serve did not start:\n{text}")
+    # With several API processes the manager says "running" once it has bound the socket;
+    # the socket listens when the first of them has started.
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("keyhouse serve did not listen:\n" + "\n".join(lines)) from None
+            time.sleep(0.05)
     token_match = re.search(r"^\s+(kh_\S+)$", text, re.MULTILINE)
     token = token_match.group(1) if token_match else ""
     lock_ids = [int(x) for x in re.findall(r"smartlockId (\d+)", text)]
@@ -285,9 +297,13 @@ POSTGRES_SERVER = os.environ.get(
 
 
 @contextmanager
-def fresh_postgres_database(prefix: str = "keyhouse_test") -> Iterator[str]:
-    """The URL of a new database on the machine's PostgreSQL, dropped afterwards. Where none
-    answers the test is skipped, except under CI=true, where it fails."""
+def fresh_postgres_database(
+    prefix: str = "keyhouse_test", *, upgraded: bool = False
+) -> Iterator[str]:
+    """The URL of a new database on the machine's PostgreSQL, dropped afterwards; ``upgraded``:
+    with the newest schema, as 'keyhouse admin db upgrade' leaves it (a server refuses an
+    empty database). Where none answers the test is skipped, except under CI=true, where it
+    fails."""
     engine = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     name = f"{prefix}_{secrets.token_hex(4)}"
     try:
@@ -300,7 +316,12 @@ def fresh_postgres_database(prefix: str = "keyhouse_test") -> Iterator[str]:
             pytest.fail(f"{message} (CI is set, so the PostgreSQL tests must run)", pytrace=False)
         pytest.skip(message)
     try:
-        yield f"{POSTGRES_SERVER}/{name}"
+        url = f"{POSTGRES_SERVER}/{name}"
+        if upgraded:
+            db = Database(url)
+            db.migrate()
+            db.dispose()
+        yield url
     finally:
         with engine.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -321,11 +342,11 @@ def postgres() -> Iterator[Database]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """Each test that takes it runs twice: on SQLite (None: the data folder's file) and on a
-    fresh PostgreSQL database."""
+    fresh PostgreSQL database with the newest schema."""
     if request.param == "sqlite":
         yield None
         return
-    with fresh_postgres_database() as url:
+    with fresh_postgres_database(upgraded=True) as url:
         yield url
 
 

@@ -1,7 +1,13 @@
-"""create_app(settings): the Keyhouse ASGI application."""
+"""create_app(settings): the Keyhouse ASGI application.
+
+``app_from_environment`` and ``api_from_environment`` build it from KEYHOUSE_* variables alone,
+for process managers that start each worker process from an import string
+(``keyhouse serve --workers N``: uvicorn's ``factory=True``).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,6 +38,28 @@ from keyhouse.runtime import Runtime
 from keyhouse.settings import Settings
 
 SWAGGER_ASSETS = "/docs/assets"
+
+
+LOG_FORMAT = "%(levelname)s:     %(name)s: %(message)s"
+
+
+def configure_logging() -> None:
+    """Keyhouse's own log lines at INFO, in uvicorn's layout; Alembic's only when they warn."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def app_from_environment() -> FastAPI:
+    """The app with its workers (locks, mail), configured by KEYHOUSE_* variables."""
+    configure_logging()
+    return create_app(runtime=Runtime(Settings()))
+
+
+def api_from_environment() -> FastAPI:
+    """The app without workers (``keyhouse serve --no-worker``): ``keyhouse worker`` processes
+    bring locks up to date and send mail."""
+    configure_logging()
+    return create_app(runtime=Runtime(Settings(), background=False))
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:

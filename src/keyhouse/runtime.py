@@ -1,4 +1,10 @@
-"""The running parts of one Keyhouse process: database, device sync, mail, and their workers."""
+"""The running parts of one Keyhouse process: database, device sync, mail, and their workers.
+
+A process runs the workers (``background=True``: ``keyhouse serve``, ``keyhouse worker``) or
+only answers requests (``keyhouse serve --no-worker``): then the work it commits reaches the
+worker processes through the database (PostgreSQL ``NOTIFY``, and their scans), and a write
+waits for its locks by looking at the keys' state in the database.
+"""
 
 from __future__ import annotations
 
@@ -33,9 +39,15 @@ HOUSEKEEPING_EVERY_SECONDS = 3600.0
 PRUNE_BATCHES_PER_RUN = 100
 
 
+# How often a process without workers looks whether its locks have confirmed a write.
+CONFIRM_POLL_SECONDS = 0.025
+
+
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, background: bool = True) -> None:
         self.settings = settings
+        # Whether this process brings locks up to date and sends mail (see the module's text).
+        self.background = background
         secure_data_folder(settings.data)  # 0700, its secrets 0600 (tightened if looser)
         self.db = Database(settings.resolved_database_url)
         # The simulator; the emulator API and the admin CLI speak to it directly.
@@ -71,8 +83,12 @@ class Runtime:
         # PostgreSQL: other processes' key changes wake this one's reconcilers at once.
         self.listener = (
             None
-            if self.db.is_sqlite
-            else LockListener(self.db.url, lambda lock_id: self.device_worker.submit([lock_id]))
+            if self.db.is_sqlite or not background
+            else LockListener(
+                self.db.url,
+                lambda lock_id: self.device_worker.submit([lock_id]),
+                on_mail=lambda: self.mail_worker.submit([MAIL_QUEUE]),
+            )
         )
         # Idempotency keys older than 24 h are deleted now and then, from the mail scan.
         self.idempotency_pruner = Pruner(self.db)
@@ -113,7 +129,11 @@ class Runtime:
         return [MAIL_QUEUE] if self.mail.has_due() else []
 
     def start(self) -> None:
-        self.db.migrate()
+        """Make the schema usable (see ``Database.ensure_schema``: SQLite is upgraded, an old
+        PostgreSQL schema raises ``SchemaNotCurrent``), then start the workers, if any."""
+        self.db.ensure_schema()
+        if not self.background:
+            return
         self.device_worker.start()
         self.mail_worker.start()
         self.housekeeping_worker.start()
@@ -126,9 +146,10 @@ class Runtime:
         self.link.closing.set()
         if self.listener is not None:
             self.listener.stop()
-        self.device_worker.stop()
-        self.mail_worker.stop()
-        self.housekeeping_worker.stop()
+        if self.background:
+            self.device_worker.stop()
+            self.mail_worker.stop()
+            self.housekeeping_worker.stop()
         self.db.dispose()
 
     def retry_now(self, smartlock_id: int) -> bool:
@@ -148,7 +169,10 @@ class Runtime:
         return self.after_commit([smartlock_id])
 
     def _hand_over(self, lock_ids: Iterable[int], mails: int) -> list[int]:
-        """Give committed work to the workers; the locks to wait for."""
+        """Give committed work to the workers; the locks to wait for. Without workers in this
+        process the commit itself told the others (NOTIFY, or their next scan)."""
+        if not self.background:
+            return list(lock_ids)
         if mails:
             self.mail_worker.submit([MAIL_QUEUE])
         ids = list(lock_ids)
@@ -162,8 +186,16 @@ class Runtime:
         import asyncio
         import time
 
+        from starlette.concurrency import run_in_threadpool
+
         ids = self._hand_over(lock_ids, mails)
         deadline = time.monotonic() + self.settings.confirm_wait_seconds
+        if not self.background:
+            while ids and await run_in_threadpool(self._waiting_in_store, ids):
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(CONFIRM_POLL_SECONDS)
+            return True
         while ids and self.device_worker.busy_with(ids):
             if time.monotonic() >= deadline:
                 return False
@@ -177,4 +209,18 @@ class Runtime:
         client does not depend on it: the key shows its state either way.
         """
         ids = self._hand_over(lock_ids, mails)
+        if not self.background:
+            import time
+
+            deadline = time.monotonic() + self.settings.confirm_wait_seconds
+            while ids and self._waiting_in_store(ids):
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(CONFIRM_POLL_SECONDS)
+            return True
         return not ids or self.device_worker.wait(ids, self.settings.confirm_wait_seconds)
+
+    def _waiting_in_store(self, lock_ids: list[int]) -> bool:
+        """Whether any of the locks has keys a worker could bring to it now."""
+        with self.db.read() as session:
+            return bool(repo.locks_with_work(session, utcnow(), among=lock_ids))

@@ -73,7 +73,7 @@ def fuzz_server(
         with serve(data, None, "sqlite") as server:
             yield server
         return
-    with fresh_postgres_database() as url, serve(data, url, "postgres") as server:
+    with fresh_postgres_database(upgraded=True) as url, serve(data, url, "postgres") as server:
         yield server
 
 

@@ -125,7 +125,7 @@ def open_store(kind: str, tmp_path: Path) -> Iterator[Store]:
             store.dispose()
         return
     assert kind == "postgresql", kind
-    with fresh_postgres_database("kh_race") as url:
+    with fresh_postgres_database("kh_race", upgraded=True) as url:
         store = Store(kind, data, url, {"KEYHOUSE_DATABASE_URL": url})
         try:
             yield store

@@ -53,6 +53,8 @@ lock_app = typer.Typer(help="Virtual locks.")
 admin_app.add_typer(account_app, name="account")
 admin_app.add_typer(token_app, name="token")
 admin_app.add_typer(lock_app, name="lock")
+db_app = typer.Typer(help="The database's schema.")
+admin_app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(sim_app, name="sim")
 commands.register(app)
@@ -133,42 +135,114 @@ def store_missing(config: Settings) -> str | None:
         engine.dispose()
     return (
         "the database at KEYHOUSE_DATABASE_URL holds no Keyhouse store: check the URL; "
-        "'keyhouse serve' or 'keyhouse admin account create' makes a new one"
+        "'keyhouse admin db upgrade' makes a new one"
     )
 
 
-def _runtime(create: bool = False):  # type: ignore[no-untyped-def]
-    """The store of the data folder, brought up to date. Only commands that create things
-    (``serve``, ``admin account create``) may start a new store; the others refuse a data
-    folder without one, naming where they looked (an empty table would hide the mistake)."""
+def _runtime(create: bool = False, background: bool = True):  # type: ignore[no-untyped-def]
+    """The store of the data folder, ready to use. Only commands that create things
+    (``serve``, ``admin account create``) may start a new SQLite store; the others refuse a
+    data folder without one, naming where they looked (an empty table would hide the mistake).
+
+    A SQLite file is brought up to date here; a PostgreSQL schema only by ``admin db upgrade``
+    (many processes share it): an older one is refused with the sentence that names it.
+    """
     from keyhouse.runtime import Runtime
+    from keyhouse.store.database import SchemaNotCurrent
 
     config = settings()
     if not create:
         missing = store_missing(config)
         if missing is not None:
             _fail(missing, code=2)
-    runtime = Runtime(config)
-    runtime.db.migrate()
+    runtime = Runtime(config, background=background)
+    try:
+        runtime.db.ensure_schema()
+    except SchemaNotCurrent as exc:
+        runtime.db.dispose()
+        _fail(exc.message, code=2)
     return runtime
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database to the newest schema (or create it); prints the revision."""
+    # The only command that changes a PostgreSQL schema: run once per update, before the new
+    # version's 'serve' and 'worker' processes start (they refuse an older schema).
+    from keyhouse.store.database import Database
+    from keyhouse.store.files import secure_data_folder
+
+    config = settings()
+    if not config.database_url:
+        secure_data_folder(config.data)  # the SQLite file's folder, 0700
+    db = Database(config.resolved_database_url)
+    try:
+        before = db.revision()
+        db.migrate()
+        after = db.revision()
+    except Exception as exc:  # any driver's failure to connect or to migrate
+        _fail(f"can't upgrade the database: {exc.__class__.__name__}: {exc}".splitlines()[0])
+        raise
+    finally:
+        db.dispose()
+    where = "KEYHOUSE_DATABASE_URL" if config.database_url else str(config.data / "keyhouse.db")
+    if before == after:
+        typer.echo(f"The schema of {where} is up to date (revision {after}).")
+    else:
+        typer.echo(f"Upgraded the schema of {where} from {before or 'nothing'} to {after}.")
+    typer.echo(after)
+
+
+SQLITE_ONE_PROCESS = (
+    "--workers {n} needs PostgreSQL: SQLite lets one process write at a time and tells the "
+    "other processes nothing of a change, so more API processes on one file would only queue "
+    "behind each other; set KEYHOUSE_DATABASE_URL=postgresql+psycopg://… (then 'keyhouse admin "
+    "db upgrade') or leave out --workers"
+)
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="API processes on the one port (more than 1 needs PostgreSQL)",
+        ),
+    ] = 1,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Also bring locks up to date and send mail here; --no-worker leaves that to "
+            "'keyhouse worker' processes",
+        ),
+    ] = True,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log a line per request (off by default: about a tenth of the CPU of a "
+            "cached listing; errors are logged either way)",
+        ),
+    ] = False,
 ) -> None:
     """Start the server; on first start, create a demo account, two virtual locks and a token."""
-    import logging
+    import os
 
     import uvicorn
 
-    from keyhouse.app import create_app
+    from keyhouse.app import configure_logging, create_app
     from keyhouse.services.admin import seed_demo
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    runtime = _runtime(create=True)
+    configure_logging()
+    if workers > 1 and not settings().database_url:
+        _fail(SQLITE_ONE_PROCESS.format(n=workers), code=2)
+    # Checked (SQLite: upgraded) and seeded once, here; the API processes only open it.
+    runtime = _runtime(create=True, background=worker)
     config = runtime.settings
     demo = seed_demo(runtime.db, runtime.link)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -198,7 +272,81 @@ def serve(
     proxies = config.proxy_options
     believed = proxies["forwarded_allow_ips"] or "no proxy (KEYHOUSE_TRUSTED_PROXIES is empty)"
     typer.echo(f"X-Forwarded-For is believed from: {believed}")
-    uvicorn.run(create_app(runtime=runtime), host=host, port=port, log_level="info", **proxies)
+    if not worker:
+        typer.echo(
+            "No worker in this server (--no-worker): keys reach their locks and mail goes out "
+            "only while a 'keyhouse worker' runs on the same store."
+        )
+    if workers == 1:
+        uvicorn.run(
+            create_app(runtime=runtime),
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=access_log,
+            **proxies,
+        )
+        return
+    if not config.redis_url:
+        typer.echo(
+            f"Rate limits count per process: without KEYHOUSE_REDIS_URL each of the {workers} "
+            f"API processes allows the full limit, so a client gets up to {workers} times it."
+        )
+    runtime.db.dispose()
+    # Each API process builds the app from the environment alone: hand it what this command
+    # was told (--data) or worked out (the public URL) besides the KEYHOUSE_* variables.
+    os.environ["KEYHOUSE_DATA"] = str(config.data)
+    os.environ["KEYHOUSE_PUBLIC_URL"] = config.public_url
+    if config.database_url:
+        os.environ["KEYHOUSE_DATABASE_URL"] = config.database_url
+    factory = "app_from_environment" if worker else "api_from_environment"
+    uvicorn.run(
+        f"keyhouse.app:{factory}",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+        **proxies,
+    )
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Bring keys to their locks and send mail, without the API (see 'serve --no-worker')."""
+    # As many as you like on one PostgreSQL database: leases give each lock one reconciler at
+    # a time, and the outbox hands each mail to one sender. Stops on SIGTERM or Ctrl-C.
+    import os
+    import signal
+    import threading
+
+    from keyhouse.app import configure_logging
+
+    configure_logging()
+    runtime = _runtime()
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    config = runtime.settings
+    store = "KEYHOUSE_DATABASE_URL" if config.database_url else str(config.data / "keyhouse.db")
+    try:
+        runtime.start()
+        mail = config.smtp_url or f"files in {config.mail_dir}"
+        typer.echo(
+            f"Keyhouse worker (pid {os.getpid()}) on {store}: bringing locks up to date, "
+            f"invite mail to {mail}; stop with Ctrl-C or SIGTERM."
+        )
+        while not stopping.wait(1.0):
+            pass
+    finally:
+        runtime.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    typer.echo("Keyhouse worker stopped.")
 
 
 def _token_hint(runtime, config: Settings) -> str:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ listed zone with the same UTC offsets in January and July (Europe/Vienna → 37 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 NUKI_TIMEZONES: tuple[str, ...] = (
@@ -62,13 +63,29 @@ NUKI_TIMEZONES: tuple[str, ...] = (
 _PROBES = (datetime(2026, 1, 15, 12, tzinfo=UTC), datetime(2026, 7, 15, 12, tzinfo=UTC))
 
 
+# IANA knows about 600 zone names; a cache this size never evicts a real one.
+_ZONES_CACHED = 1024
+
+
+@lru_cache(maxsize=_ZONES_CACHED)
+def zone_info(zone: str) -> ZoneInfo:
+    """``ZoneInfo(zone)``, kept: zoneinfo's own cache keeps only 8 zones strongly, and reading a
+    zone's tzdata file again costs far more than the lookups that need it."""
+    return ZoneInfo(zone)
+
+
 def _offsets(zone: str) -> tuple[int, ...]:
-    info = ZoneInfo(zone)
+    info = zone_info(zone)
     return tuple(int(p.astimezone(info).utcoffset().total_seconds()) for p in _PROBES)  # type: ignore[union-attr]
 
 
+@lru_cache(maxsize=_ZONES_CACHED)
 def nuki_timezone_id(zone: str) -> int:
-    """The Nuki id of ``zone``, or of the listed zone that keeps the same offsets all year."""
+    """The Nuki id of ``zone``, or of the listed zone that keeps the same offsets all year.
+
+    Kept per zone: a zone outside Nuki's list (Europe/Vienna, the default) compares its offsets
+    with up to 46 listed zones, and every lock of a listing asks again.
+    """
     if zone in NUKI_TIMEZONES:
         return NUKI_TIMEZONES.index(zone)
     wanted = _offsets(zone)
@@ -80,5 +97,5 @@ def nuki_timezone_id(zone: str) -> int:
 
 def offset_minutes(zone: str, at: datetime) -> int:
     """The zone's offset from UTC at ``at``, in minutes (``timezoneOffset``, deprecated by Nuki)."""
-    offset = at.astimezone(ZoneInfo(zone)).utcoffset()
+    offset = at.astimezone(zone_info(zone)).utcoffset()
     return int(offset.total_seconds() // 60) if offset else 0

@@ -32,6 +32,7 @@ from keyhouse.store.models import (
     Smartlock,
     SmartlockAuth,
 )
+from keyhouse.store.notify import notify_mail
 
 INVITE_VALID_FOR = timedelta(days=30)
 NOT_KEPT = "(sent, not kept)"
@@ -101,6 +102,7 @@ def queue_mail(
     )
     session.add(message)
     session.flush()
+    notify_mail(session)  # a sender in another process starts at once, not at its next scan
     return message
 
 

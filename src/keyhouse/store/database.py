@@ -70,6 +70,57 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
+UPGRADE_COMMAND = "keyhouse admin db upgrade"
+
+
+def head_revision() -> str:
+    """The newest schema revision this Keyhouse knows (its migrations' one head)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None, "the migrations have no head"
+    return head
+
+
+def known_revisions() -> set[str]:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+
+
+class SchemaNotCurrent(Exception):
+    """The database's schema is not the one this Keyhouse needs; the message says what to do."""
+
+    def __init__(self, current: str | None, head: str) -> None:
+        self.current = current
+        self.head = head
+        if current is None:
+            message = (
+                "the database at KEYHOUSE_DATABASE_URL holds no Keyhouse tables yet: create "
+                f"them with '{UPGRADE_COMMAND}' (same KEYHOUSE_DATABASE_URL), then start again"
+            )
+        elif current in known_revisions():
+            message = (
+                f"the database at KEYHOUSE_DATABASE_URL has schema revision {current}, older "
+                f"than this Keyhouse needs ({head}): run '{UPGRADE_COMMAND}' (same "
+                "KEYHOUSE_DATABASE_URL) once, then start again"
+            )
+        else:
+            message = (
+                f"the database at KEYHOUSE_DATABASE_URL has schema revision {current}, which "
+                f"this Keyhouse does not know (its newest is {head}): it was upgraded by a "
+                "newer Keyhouse; run that version"
+            )
+        super().__init__(message)
+        self.message = message
+
+
 class Database:
     """One engine and its session factory; ``session()`` commits on success, rolls back on error."""
 
@@ -153,6 +204,29 @@ class Database:
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema up to ``revision`` (the newest Alembic revision by default)."""
         self._alembic("upgrade", revision)
+
+    def revision(self) -> str | None:
+        """The schema's Alembic revision; None for a database without Keyhouse's tables."""
+        from alembic.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def ensure_schema(self) -> None:
+        """Make the schema usable by this Keyhouse, as the store's owner allows.
+
+        A SQLite file belongs to the one Keyhouse that opens it: it is brought up to date.
+        A PostgreSQL database is shared by many processes, perhaps of different versions
+        during an update: only ``keyhouse admin db upgrade`` changes it; here a schema that is
+        not the newest this Keyhouse knows raises :class:`SchemaNotCurrent`.
+        """
+        if self.is_sqlite:
+            self.migrate()
+            return
+        head = head_revision()
+        current = self.revision()
+        if current != head:
+            raise SchemaNotCurrent(current, head)
 
     def downgrade(self, revision: str) -> None:
         """Take the schema back to ``revision`` (for the migrations' own tests)."""

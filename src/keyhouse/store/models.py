@@ -131,6 +131,12 @@ class SmartlockAuth(Base):
         ),
         # Every key listing's order (see ``repo.list_auths``): pages are ranges of it.
         Index("ix_auth_listing", "account_id", "smartlock_id", "created_at", "id"),
+        # One user's keys across the locks (``?accountUserId=``), in the listing's order; its
+        # first column also serves the user's removal (ON DELETE SET NULL). Without it the
+        # planner walked the account's keys through the listing index.
+        Index("ix_auth_user", "account_user_id", "account_id", "smartlock_id", "created_at", "id"),
+        # The account's keys of some types (``?types=13``), in the listing's order.
+        Index("ix_auth_account_type", "account_id", "type", "smartlock_id", "created_at", "id"),
         Index(
             "ix_auth_unsynced",
             "smartlock_id",
@@ -145,7 +151,7 @@ class SmartlockAuth(Base):
         BigInteger, ForeignKey("smartlocks.id", ondelete="CASCADE")
     )
     account_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("account_users.id", ondelete="SET NULL"), nullable=True, index=True
+        ForeignKey("account_users.id", ondelete="SET NULL"), nullable=True
     )
     auth_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     type: Mapped[int] = mapped_column(Integer)

@@ -16,28 +16,40 @@ from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 CHANNEL = "keyhouse_locks"
+# The payload that says "mail is waiting in the outbox" (a lock's is its id).
+MAIL = "mail"
 
 
 def notify_lock(session: Session, smartlock_id: int) -> None:
     """Tell the other processes, when this transaction commits, that the lock has work."""
+    _notify(session, str(smartlock_id))
+
+
+def notify_mail(session: Session) -> None:
+    """Tell the other processes, when this transaction commits, that mail waits to be sent."""
+    _notify(session, MAIL)
+
+
+def _notify(session: Session, payload: str) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
-            text("SELECT pg_notify(:channel, :lock)"),
-            {
-                "channel": CHANNEL,
-                "lock": str(smartlock_id),
-            },
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": CHANNEL, "payload": payload},
         )
 
 
 class LockListener:
-    """A thread holding one connection that LISTENs and hands each lock id to ``wake``."""
+    """A thread holding one connection that LISTENs and hands each lock id to ``wake`` (and
+    each "mail is waiting" to ``on_mail``)."""
 
-    def __init__(self, url: str, wake: Callable[[int], None]) -> None:
+    def __init__(
+        self, url: str, wake: Callable[[int], None], on_mail: Callable[[], None] | None = None
+    ) -> None:
         self.conninfo = (
             make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         )
         self.wake = wake
+        self.on_mail = on_mail
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -61,6 +73,8 @@ class LockListener:
                         for note in connection.notifies(timeout=0.5):
                             if note.payload.isdigit():
                                 self.wake(int(note.payload))
+                            elif note.payload == MAIL and self.on_mail is not None:
+                                self.on_mail()
             except Exception as exc:  # the database went away: listen again shortly
                 log.warning("listening for lock wake-ups failed (%s); retrying", type(exc).__name__)
                 self._stopping.wait(1.0)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import func, or_, select, text, tuple_, update
+from sqlalchemy import Select, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from keyhouse.rules.ids import new_object_id
@@ -235,7 +235,32 @@ def list_auths(
     limit: int | None = None,
 ) -> Sequence[SmartlockAuth]:
     """Keys by lock, then creation, then id (:func:`auth_sort_key`): those after the sort key
-    ``after``, at most ``limit``. The order is a range of ``ix_auth_listing``."""
+    ``after``, at most ``limit``."""
+    query = auths_query(
+        account_id,
+        smartlock_id=smartlock_id,
+        types=types,
+        account_user_id=account_user_id,
+        without_user=without_user,
+        after=after,
+        limit=limit,
+    )
+    return session.scalars(query).all()
+
+
+def auths_query(
+    account_id: int,
+    *,
+    smartlock_id: int | None = None,
+    types: Sequence[int] | None = None,
+    account_user_id: int | None = None,
+    without_user: bool = False,
+    after: tuple[Any, ...] | None = None,
+    limit: int | None = None,
+) -> Select[tuple[SmartlockAuth]]:
+    """The account's keys with these filters, in the listing's order (lock, creation, id):
+    a range of ``ix_auth_listing``, or of the filter's own index (``ix_auth_user``,
+    ``ix_auth_account_type``), each in this order (see ``SmartlockAuth``)."""
     query = select(SmartlockAuth).where(SmartlockAuth.account_id == account_id)
     if smartlock_id is not None:
         query = query.where(SmartlockAuth.smartlock_id == smartlock_id)
@@ -250,7 +275,7 @@ def list_auths(
     query = query.order_by(*AUTH_ORDER)
     if limit is not None:
         query = query.limit(limit)
-    return session.scalars(query).all()
+    return query
 
 
 AUTH_ORDER = (SmartlockAuth.smartlock_id, SmartlockAuth.created_at, SmartlockAuth.id)
@@ -358,13 +383,15 @@ def check_due(session: Session, smartlock_id: int, checked_before: datetime) -> 
     return checked is None or checked < checked_before
 
 
-def locks_with_work(session: Session, now: datetime) -> list[int]:
-    """Locks with a tombstone or a key ahead of the lock's copy that is due now."""
-    return list(
-        session.scalars(
-            select(SmartlockAuth.smartlock_id).where(_UNSYNCED, _not_failed(), _due(now)).distinct()
-        )
-    )
+def locks_with_work(
+    session: Session, now: datetime, *, among: Sequence[int] | None = None
+) -> list[int]:
+    """Locks (of ``among``, if given) with a tombstone or a key ahead of the lock's copy that is
+    due now."""
+    query = select(SmartlockAuth.smartlock_id).where(_UNSYNCED, _not_failed(), _due(now))
+    if among is not None:
+        query = query.where(SmartlockAuth.smartlock_id.in_(list(among)))
+    return list(session.scalars(query.distinct()))
 
 
 def next_work(session: Session, smartlock_id: int, now: datetime) -> SmartlockAuth | None:

@@ -1,0 +1,318 @@
+"""Keyhouse as several real processes on one PostgreSQL database: `keyhouse admin db upgrade`
+owns the schema, `serve --workers 2 --no-worker` answers the API from two processes, and a
+separate `keyhouse worker` brings the keys to their locks and sends the mail.
+
+Every process is a real `python -m keyhouse` subprocess; no KEYHOUSE_* variable of the test run
+reaches them unless a test sets it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import (
+    SmtpServer,
+    fresh_postgres_database,
+    keyhouse_command,
+    start_server,
+    wait_until,
+)
+from keyhouse.store.database import Database, head_revision
+
+UPGRADE = "keyhouse admin db upgrade"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("KEYHOUSE_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("KEYHOUSE_CONFIG", str(tmp_path / "config.toml"))
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A new, empty PostgreSQL database."""
+    with fresh_postgres_database("kh_proc") as url:
+        yield url
+
+
+def keyhouse(
+    data: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*keyhouse_command(), "--data", str(data), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+
+
+def assert_refused_in_one_sentence(done: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def revision_of(url: str) -> str | None:
+    db = Database(url)
+    try:
+        return db.revision()
+    finally:
+        db.dispose()
+
+
+# --- the schema belongs to `admin db upgrade` -------------------------------------------------
+
+
+def test_admin_db_upgrade_creates_the_schema_and_prints_the_head_revision(
+    tmp_path: Path, database: str
+) -> None:
+    env = {"KEYHOUSE_DATABASE_URL": database}
+    done = keyhouse(tmp_path / "data", "admin", "db", "upgrade", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == head_revision()
+    assert "from nothing to" in done.stdout
+    assert revision_of(database) == head_revision()
+
+    again = keyhouse(tmp_path / "data", "admin", "db", "upgrade", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "up to date" in again.stdout
+    assert again.stdout.splitlines()[-1] == head_revision()
+
+
+def test_admin_db_upgrade_brings_an_old_schema_up(tmp_path: Path, database: str) -> None:
+    db = Database(database)
+    db.migrate("0006")
+    db.dispose()
+    done = keyhouse(
+        tmp_path / "data", "admin", "db", "upgrade", env={"KEYHOUSE_DATABASE_URL": database}
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"from 0006 to {head_revision()}" in done.stdout
+    assert done.stdout.splitlines()[-1] == head_revision()
+
+
+def test_admin_db_upgrade_on_sqlite_makes_the_store(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    done = keyhouse(data, "admin", "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == head_revision()
+    assert revision_of(f"sqlite:///{data / 'keyhouse.db'}") == head_revision()
+
+
+@pytest.mark.parametrize("command", [["serve"], ["worker"], ["admin", "account", "list"]])
+def test_an_old_schema_is_refused_in_one_sentence_and_left_alone(
+    tmp_path: Path, database: str, command: list[str]
+) -> None:
+    db = Database(database)
+    db.migrate("0006")
+    db.dispose()
+    done = keyhouse(tmp_path / "data", *command, env={"KEYHOUSE_DATABASE_URL": database})
+    assert_refused_in_one_sentence(done, "0006", head_revision(), UPGRADE)
+    assert revision_of(database) == "0006"  # nobody but `admin db upgrade` migrates
+
+
+@pytest.mark.parametrize("command", [["serve"], ["worker"], ["admin", "account", "create"]])
+def test_an_empty_database_is_refused_and_stays_empty(
+    tmp_path: Path, database: str, command: list[str]
+) -> None:
+    if command[-1] == "create":
+        command = [*command, "--email", "owner@example.com"]
+    done = keyhouse(tmp_path / "data", *command, env={"KEYHOUSE_DATABASE_URL": database})
+    assert_refused_in_one_sentence(done, UPGRADE)
+    assert revision_of(database) is None
+
+
+def test_sqlite_refuses_several_api_processes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    done = keyhouse(data, "serve", "--workers", "2")
+    assert_refused_in_one_sentence(done, "--workers 2 needs PostgreSQL", "KEYHOUSE_DATABASE_URL")
+    assert not (data / "keyhouse.db").exists()
+
+
+# --- two API processes and a worker on one database -------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    """The process manager's API processes (multiprocessing's spawned children)."""
+    found = []
+    for line in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        cmdline = Path(f"/proc/{line}/cmdline").read_bytes().replace(b"\0", b" ")
+        if b"spawn_main" in cmdline:
+            found.append(int(line))
+    return found
+
+
+def connections_held(pid: int, port: int) -> int:
+    """How many established TCP connections to ``port`` the process holds open."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                count += 1
+    return count
+
+
+def start_worker(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+    process = subprocess.Popen(
+        [*keyhouse_command(), "--data", str(data), "worker"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env},
+    )
+    lines: list[str] = []
+
+    def drain() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+
+    threading.Thread(target=drain, daemon=True).start()
+    wait_until(
+        lambda: any("Keyhouse worker (pid" in line for line in lines) or process.poll() is not None,
+        timeout=30,
+        what="the worker to start",
+    )
+    assert process.poll() is None, "\n".join(lines)
+    return process, lines
+
+
+def stop(process: subprocess.Popen) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
+def test_two_api_processes_and_a_separate_worker_share_one_postgresql_database(
+    tmp_path: Path, database: str, smtp_server: SmtpServer
+) -> None:
+    upgrade = keyhouse(
+        tmp_path / "x", "admin", "db", "upgrade", env={"KEYHOUSE_DATABASE_URL": database}
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    data = tmp_path / "data"
+    env = {"KEYHOUSE_DATABASE_URL": database, "KEYHOUSE_CONFIG": str(tmp_path / "cfg.toml")}
+    server_process, server = start_server(data, env, ["--workers", "2", "--no-worker"])
+    worker = None
+    try:
+        text = "\n".join(server.output)
+        assert "Rate limits count per process" in text
+        assert server.token and len(server.lock_ids) == 2  # the demo, seeded once by the parent
+        pids = wait_until(
+            lambda: (found := children(server_process.pid)) and len(found) == 2 and found,
+            timeout=30,
+            what="two API processes",
+        )
+        wait_until(
+            lambda: sum("Application startup complete" in line for line in server.output) == 2,
+            timeout=30,
+            what="both API processes to start",
+        )
+        port = int(server.url.rsplit(":", 1)[1])
+        lock = server.lock_ids[0]
+        clients = [
+            httpx.Client(base_url=server.url, headers=server.headers, timeout=30) for _ in range(24)
+        ]
+        try:
+            # Each client keeps its connection open: both processes must hold some of them,
+            # having answered the requests that came on them.
+            for client in clients:
+                answer = client.get("/smartlock")
+                assert answer.status_code == 200, answer.text
+                assert sorted(lk["smartlockId"] for lk in answer.json()) == sorted(server.lock_ids)
+            held = {pid: connections_held(pid, port) for pid in pids}
+            assert all(count >= 1 for count in held.values()), held
+            assert sum(held.values()) == len(clients), held
+
+            api = clients[0]
+            user = api.put("/account/user", json={"email": "anna@example.com", "name": "Anna"})
+            assert user.status_code == 200, user.text
+            user_id = user.json()["accountUserId"]
+
+            def create(name: str, via: httpx.Client) -> str:
+                answer = via.put(
+                    f"/smartlock/{lock}/auth",
+                    json={"name": name, "accountUserId": user_id, "remoteAllowed": True},
+                )
+                assert answer.status_code == 204, answer.text
+                (key,) = [k for k in via.get(f"/smartlock/{lock}/auth").json() if k["name"] == name]
+                return key["id"]
+
+            def states(via: httpx.Client) -> dict[str, str]:
+                return {k["name"]: k["syncState"] for k in via.get("/smartlock/auth").json()}
+
+            # No process applies keys or sends mail yet: the API processes have no workers.
+            create("Before", api)
+            time.sleep(1.5)
+            assert states(api) == {"Before": "pending"}
+            assert smtp_server.mailbox.messages == []
+
+            # The worker scans once at start, then only once a minute: what it does later it
+            # was woken for by the API processes' commits (PostgreSQL NOTIFY).
+            worker_env = {
+                **env,
+                "KEYHOUSE_SMTP_URL": smtp_server.url,
+                "KEYHOUSE_WORKER_INTERVAL_SECONDS": "60",
+            }
+            worker, worker_lines = start_worker(data, worker_env)
+            wait_until(lambda: states(api) == {"Before": "applied"}, 15, "the first key applied")
+            for n, client in enumerate(clients[:6]):
+                create(f"After {n}", client)
+            wait_until(
+                lambda: set(states(clients[-1]).values()) == {"applied"} and len(states(api)) == 7,
+                timeout=15,
+                what="every key applied by the worker",
+            )
+            messages = smtp_server.mailbox.wait_for(7, timeout=15)
+            assert len(messages) == 7, [m["Subject"] for m in messages]
+            assert {m["To"] for m in messages} == {"anna@example.com"}
+            time.sleep(0.5)
+            assert len(smtp_server.mailbox.messages) == 7  # each mail handed over once
+        finally:
+            for client in clients:
+                client.close()
+        assert stop(worker) == 0, "\n".join(worker_lines)
+        assert worker_lines[-1] == "Keyhouse worker stopped."
+        worker = None
+    finally:
+        if worker is not None:
+            worker.kill()
+        server_process.terminate()
+        try:
+            server_process.wait(20)
+        except subprocess.TimeoutExpired:
+            server_process.kill()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids), "API processes left behind"
