@@ -8,6 +8,7 @@ waits for its locks by looking at the keys' state in the database.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -71,7 +72,10 @@ class Runtime:
         # A page of a lock's keys: its JSON, and the cursor of the next page (None: the last).
         self.key_listings: ListingCache[tuple[bytes, str | None]] = ListingCache()
         self.token_uses = TokenUses(self.db)
-        self.rate_limits = RateLimits(settings.redis_url)
+        self.rate_limits = RateLimits(
+            settings.redis_url,
+            namespace=hashlib.sha256(settings.resolved_database_url.encode()).hexdigest()[:12],
+        )
         self.actions_in_flight = InFlight(settings.actions_per_lock)
         self.device_worker = Worker(
             "keyhouse-devices",

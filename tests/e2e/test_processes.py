@@ -316,3 +316,45 @@ def test_two_api_processes_and_a_separate_worker_share_one_postgresql_database(
         except subprocess.TimeoutExpired:
             server_process.kill()
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids), "API processes left behind"
+
+
+def test_with_redis_two_api_processes_share_one_rate_limit(tmp_path: Path, database: str) -> None:
+    import redis
+
+    redis_url = os.environ.get("KEYHOUSE_TEST_REDIS", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(redis_url, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"no Redis at {redis_url}: {exc} (CI is set)", pytrace=False)
+        pytest.skip(f"no Redis at {redis_url}: {exc}")
+    upgrade = keyhouse(
+        tmp_path / "x", "admin", "db", "upgrade", env={"KEYHOUSE_DATABASE_URL": database}
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    env = {
+        "KEYHOUSE_DATABASE_URL": database,
+        "KEYHOUSE_CONFIG": str(tmp_path / "cfg.toml"),
+        "KEYHOUSE_REDIS_URL": redis_url,
+        # Counts are kept per store (a digest of the database URL): a fresh database is a
+        # fresh count, though its token has the same id as an earlier run's.
+        "KEYHOUSE_RATE_LIMIT": "20/minute",
+    }
+    server_process, server = start_server(tmp_path / "data", env, ["--workers", "2"])
+    try:
+        assert "Rate limits count per process" not in "\n".join(server.output)
+        wait_until(lambda: len(children(server_process.pid)) == 2, timeout=30, what="two processes")
+        wait_until(
+            lambda: sum("Application startup complete" in line for line in server.output) == 2,
+            timeout=30,
+            what="both API processes to start",
+        )
+        statuses = []
+        for _ in range(8):  # new connections: spread over both processes
+            with httpx.Client(base_url=server.url, headers=server.headers) as client:
+                statuses += [client.get("/smartlock").status_code for _ in range(4)]
+        # One count for both processes: 20 allowed in all (each alone would allow 20).
+        assert statuses.count(200) == 20, statuses
+        assert statuses.count(429) == 12
+    finally:
+        stop(server_process)

@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 
 
 class RateLimits:
-    def __init__(self, redis_url: str | None = None) -> None:
+    def __init__(self, redis_url: str | None = None, namespace: str = "") -> None:
+        """``namespace`` keeps the counts of one store apart from another's on a shared
+        Redis (e.g. a digest of the database URL)."""
         self.shared = bool(redis_url)
+        self.namespace = namespace
         self.storage = storage_from_string(redis_url or "memory://")
         self._limiter = MovingWindowRateLimiter(self.storage)
         self._rules: dict[str, limits.RateLimitItem | None] = {}
@@ -47,13 +50,13 @@ class RateLimits:
     def clear(self, rule: str, *key: str | int) -> None:
         item = self.rule(rule)
         if item is not None:
-            self.storage.clear(item.key_for(*map(str, key)))
+            self.storage.clear(item.key_for(self.namespace, *map(str, key)))
 
     def _ask(self, rule: str, key: tuple[str | int, ...], *, count: bool) -> Verdict:
         item = self.rule(rule)
         if item is None:
             return ALLOWED
-        parts = [str(part) for part in key]
+        parts = [self.namespace, *(str(part) for part in key)]
         try:
             allowed = self._limiter.hit(item, *parts) if count else self._limiter.test(item, *parts)
             if allowed:
