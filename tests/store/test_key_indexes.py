@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -96,10 +97,10 @@ def _filled(db: Database) -> Iterator[Database]:
         db.dispose()
 
 
-def plans(db: Database, **filters: object) -> list[str]:
-    """The planner's plans for the account's key listing with ``filters``: without statistics
-    and with them."""
-    query = repo.auths_query(1, **filters)  # type: ignore[arg-type]
+def plans(db: Database, query: Any = None, **filters: object) -> list[str]:
+    """The planner's plans for the account's key listing with ``filters`` (or ``query``):
+    without statistics and with them."""
+    query = query if query is not None else repo.auths_query(1, **filters)  # type: ignore[arg-type]
     sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
     explain = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
     found = []
@@ -135,3 +136,14 @@ def test_the_listing_by_user_returns_the_users_keys_in_order(big_account: Databa
     assert {row.account_user_id for row in rows} == {7}
     order = [(row.smartlock_id, row.created_at, row.id) for row in rows]
     assert order == sorted(order)
+
+
+def test_an_accounts_locks_are_a_range_of_their_own_index(big_account: Database) -> None:
+    """GET /smartlock pages by lock id: not a walk of every account's locks by primary key."""
+    if not big_account.is_sqlite:
+        pytest.skip(
+            "a few hundred locks: PostgreSQL rightly reads the small table whole; its plan on "
+            "10,000 locks is in docs/benchmarks.md (bench/explain.py)"
+        )
+    for found in plans(big_account, repo.locks_query(2, limit=100)):
+        assert "ix_lock_account_id" in found, found

@@ -60,11 +60,12 @@ class ApiToken(Base):
 
 class Smartlock(Base):
     __tablename__ = "smartlocks"
+    # The account's locks in the listing's order (by id): a range, not a walk of every
+    # account's locks by the primary key.
+    __table_args__ = (Index("ix_lock_account_id", "account_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    account_id: Mapped[int] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
-    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     type: Mapped[int] = mapped_column(Integer)
     nuki_id: Mapped[str] = mapped_column(String(8))
     name: Mapped[str] = mapped_column(String(200))

@@ -138,6 +138,19 @@ def list_locks(
     limit: int | None = None,
 ) -> Sequence[tuple[Smartlock, SimulatedLock | None]]:
     """The account's locks by id; from the one after ``after`` (a lock id), at most ``limit``."""
+    query = locks_query(account_id, auth_id=auth_id, type_=type_, after=after, limit=limit)
+    return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def locks_query(
+    account_id: int,
+    *,
+    auth_id: int | None = None,
+    type_: int | None = None,
+    after: int | None = None,
+    limit: int | None = None,
+) -> Select[tuple[Smartlock, SimulatedLock]]:
+    """The query of :func:`list_locks`: a range of ``ix_lock_account_id``."""
     query = (
         select(Smartlock, SimulatedLock)
         .outerjoin(SimulatedLock, SimulatedLock.smartlock_id == Smartlock.id)
@@ -152,7 +165,7 @@ def list_locks(
         query = query.where(Smartlock.id > after)
     if limit is not None:
         query = query.limit(limit)
-    return [(row[0], row[1]) for row in session.execute(query)]
+    return query
 
 
 # --- account users ------------------------------------------------------------------------
