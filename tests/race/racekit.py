@@ -42,7 +42,9 @@ REPAIR_OFF_ENV = {"KEYHOUSE_WORKER_INTERVAL_SECONDS": "86400"}
 # Any setting added later that repairs drift on a timer (a reconciler's interval, a periodic
 # read-all-and-compare of the locks, ...) must be switched off here as well, for example
 # {"KEYHOUSE_RECONCILE_INTERVAL_SECONDS": "86400"}. Unknown KEYHOUSE_* variables are ignored.
-EXTRA_ENV: dict[str, str] = {"KEYHOUSE_DRIFT_CHECK_SECONDS": "0"}
+# Rate limits off too: a race test sends thousands of requests a minute with one token on
+# purpose (the limits have their own tests: tests/api/test_rate_limits.py).
+EXTRA_ENV: dict[str, str] = {"KEYHOUSE_DRIFT_CHECK_SECONDS": "0", "KEYHOUSE_RATE_LIMIT": "off"}
 # The simulator at zero latency and never flaky: the settle deadline below assumes it.
 SIMULATOR_ENV = {"KEYHOUSE_SIM_LATENCY_MS": "0", "KEYHOUSE_SIM_FLAKINESS": "0"}
 
