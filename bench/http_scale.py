@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -42,6 +43,8 @@ local lines = {}
 for line in io.lines("%(requests)s") do lines[#lines + 1] = line end
 local n = 0
 local method = "%(method)s"
+math.randomseed(os.time() + os.clock() * 1000000)
+local offset = math.random(0, 531440)
 request = function()
   n = n + 1
   local path, token = lines[(n %% #lines) + 1]:match("([^ ]+) ([^ ]+)")
@@ -49,9 +52,10 @@ request = function()
   local body = nil
   if method == "PUT" then
     headers["Content-Type"] = "application/json"
-    -- a keypad code no lock holds yet: "2" then five digits 1-9 from n
-    local code, m = "2", n
-    for _ = 1, 5 do code = code .. tostring(m %% 9 + 1); m = math.floor(m / 9) end
+    -- a keypad code: six digits 1-9 from n and a random offset (another run's codes are
+    -- elsewhere; a clash is a 409 and counted as non-2xx)
+    local code, m = "", (n + offset) %% 531441
+    for _ = 1, 6 do code = code .. tostring(m %% 9 + 1); m = math.floor(m / 9) end
     body = '{"name":"w' .. n .. '","type":13,"remoteAllowed":false,"code":' .. code .. '}'
   end
   return wrk.format(method, path, headers, body)
@@ -272,12 +276,16 @@ def create_to_applied(url: str, account: dict, count: int = 200) -> dict:
         for n in range(count):
             name = f"ca{n}-{time.monotonic_ns() % 100000}"
             lock = account["locks"][n % len(account["locks"])]
-            code = int("3" + "".join(str(n // 9**i % 9 + 1) for i in range(5)))
             started = time.perf_counter()
-            answer = client.put(
-                f"/smartlock/{lock}/auth",
-                json={"name": name[:32], "type": 13, "code": code, "remoteAllowed": False},
-            )
+            while True:  # a random code; another on the rare clash (409)
+                m = random.randrange(531441)
+                code = int("".join(str(m // 9**i % 9 + 1) for i in range(6)))
+                answer = client.put(
+                    f"/smartlock/{lock}/auth",
+                    json={"name": name[:32], "type": 13, "code": code, "remoteAllowed": False},
+                )
+                if answer.status_code != 409:
+                    break
             if answer.status_code != 204:
                 raise SystemExit(f"create → applied: {answer.status_code} {answer.text}")
             while True:
