@@ -56,6 +56,7 @@ request = function()
     -- elsewhere; a clash is a 409 and counted as non-2xx)
     local code, m = "", (n + offset) %% 531441
     for _ = 1, 6 do code = code .. tostring(m %% 9 + 1); m = math.floor(m / 9) end
+    if code:sub(1, 2) == "12" then code = "3" .. code:sub(2) end  -- Nuki: never "12…"
     body = '{"name":"w' .. n .. '","type":13,"remoteAllowed":false,"code":' .. code .. '}'
   end
   return wrk.format(method, path, headers, body)
@@ -280,6 +281,8 @@ def create_to_applied(url: str, account: dict, count: int = 200) -> dict:
             while True:  # a random code; another on the rare clash (409)
                 m = random.randrange(531441)
                 code = int("".join(str(m // 9**i % 9 + 1) for i in range(6)))
+                if str(code).startswith("12"):  # Nuki: a code never starts with 12
+                    continue
                 answer = client.put(
                     f"/smartlock/{lock}/auth",
                     json={"name": name[:32], "type": 13, "code": code, "remoteAllowed": False},
