@@ -294,7 +294,10 @@ def create_to_applied(url: str, account: dict, count: int = 200) -> dict:
             while True:
                 keys = client.get(f"/smartlock/{lock}/auth").json()
                 mine = [k for k in keys if k["name"] == name[:32]]
-                if mine and mine[0].get("syncState", "applied") == "applied":
+                state = mine[0].get("syncState", "applied") if mine else "pending"
+                if state == "failed":
+                    raise SystemExit(f"create → applied: the lock refused: {mine[0]}")
+                if state == "applied":
                     break
                 time.sleep(0.002)
             timings.append((time.perf_counter() - started) * 1000)
