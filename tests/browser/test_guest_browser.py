@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import LiveServer, SmtpServer, wait_until
+from conftest import LiveServer, SmtpServer, start_server, wait_until
 
 LINK = re.compile(r"(https?://[^\s\"<>]+/guest/[A-Za-z0-9_-]{43})\b")
 LOCKED, UNLOCKED = 1, 3
@@ -208,9 +210,26 @@ def test_a_disabled_key_shows_the_dead_link_page(phone: Any, owner: Owner) -> No
     no_csp_violations(phone)
 
 
+@pytest.fixture
+def logged_server(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[LiveServer]:
+    """`keyhouse serve --access-log` (off by default): the log a secret could leak into."""
+    env = {"KEYHOUSE_SMTP_URL": smtp_server.url}
+    process, server = start_server(tmp_path / "logged", env, ["--access-log"])
+    try:
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def test_the_server_log_never_shows_a_link_secret(
-    phone: Any, owner: Owner, live_server: LiveServer
+    phone: Any, logged_server: LiveServer, smtp_server: SmtpServer
 ) -> None:
+    live_server = logged_server
+    owner = Owner(live_server, smtp_server)
     _key, link = owner.key_for_guest("eva@example.com")
     phone.goto(link)
     phone.click("#open")
