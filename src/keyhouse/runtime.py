@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 
 from keyhouse.devices.links import Links
+from keyhouse.devices.nuki_cloud import NotYetDrivenLink
 from keyhouse.devices.simulator import VirtualLockLink
 from keyhouse.devices.sync import Reconciler, owner_name
 from keyhouse.outbox.sender import MailSender
@@ -29,6 +30,7 @@ from keyhouse.store.listing_cache import ListingCache
 from keyhouse.store.models import SmartlockAuth
 from keyhouse.store.notify import LockListener
 from keyhouse.store.rate_limits import RateLimits
+from keyhouse.store.secret_box import SecretBox
 from keyhouse.store.token_uses import TokenUses
 from keyhouse.worker import InFlight, Worker
 
@@ -58,7 +60,18 @@ class Runtime:
             flakiness=settings.sim_flakiness,
             timeout_seconds=settings.device_timeout_seconds,
         )
-        self.links = Links(self.db, {"virtual": self.link})
+        # Locks imported from a linked Nuki Web account: not driven yet (their keys wait).
+        self.links = Links(
+            self.db,
+            {
+                "virtual": self.link,
+                "nuki": NotYetDrivenLink(timeout_seconds=settings.device_timeout_seconds),
+            },
+        )
+        # Stored secrets Keyhouse reads back (upstream tokens), encrypted at rest.
+        self.secrets = SecretBox(
+            settings.data, settings.secret_key.get_secret_value() if settings.secret_key else None
+        )
         # Who this process is, in the leases it takes on locks.
         self.owner = owner_name()
         self.reconciler = Reconciler(

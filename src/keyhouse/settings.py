@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyhouse.outbox.smtp_url import parse_smtp_url
@@ -84,6 +84,19 @@ class Settings(BaseSettings):
     # longer list answers the first page with a Link header (rel="next") to the rest. The
     # activity log keeps its official limit (default 20, at most 50).
     list_max_items: int = Field(default=LIST_MAX_ITEMS_DEFAULT, ge=1, le=LIST_MAX_ITEMS_HARD)
+    # The key that encrypts stored secrets (upstream API tokens): a Fernet key. Unset: the
+    # file secret.key in the data folder, created 0600 on first use.
+    secret_key: SecretStr | None = None
+    # Nuki's cloud: the default upstream of 'keyhouse admin upstream link' (the operator's
+    # choice alone: never set through the HTTP API), and how long one call to it may take.
+    upstream_url: str = "https://api.nuki.io"
+    upstream_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The stand-in for api.nuki.io (tests, rehearsals): answers as Nuki's API does where it
+    # matters (no Keyhouse fields, late keys, 423, HTML 429, partial updates that wipe the
+    # time window); see docs/simulator.md. Off by default: Keyhouse's own behaviour.
+    nuki_mode: bool = False
+    # In Nuki mode: how long a new key stays out of the listings.
+    nuki_keys_appear_seconds: float = Field(default=2.0, ge=0)
 
     @field_validator("smtp_url")
     @classmethod
@@ -113,6 +126,16 @@ class Settings(BaseSettings):
                 "redis://127.0.0.1:6379/0"
             )
         return value or None
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _upstream_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(
+                f"KEYHOUSE_UPSTREAM_URL {value!r} is not an http(s) URL: write e.g. "
+                "https://api.nuki.io"
+            )
+        return value.rstrip("/")
 
     @field_validator("trusted_proxies")
     @classmethod

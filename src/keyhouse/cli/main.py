@@ -53,6 +53,8 @@ lock_app = typer.Typer(help="Virtual locks.")
 admin_app.add_typer(account_app, name="account")
 admin_app.add_typer(token_app, name="token")
 admin_app.add_typer(lock_app, name="lock")
+upstream_app = typer.Typer(help="Link an account to a Nuki Web account (Nuki's cloud).")
+admin_app.add_typer(upstream_app, name="upstream")
 db_app = typer.Typer(help="The database's schema.")
 admin_app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
@@ -573,6 +575,111 @@ def lock_add(
     )
     typer.echo(f"Added virtual lock {name!r} to account {account}.")
     typer.echo(lock_id)
+
+
+@upstream_app.command("link")
+def upstream_link(
+    account: Annotated[int, typer.Option(help="The Keyhouse account id")],
+    token: Annotated[
+        str,
+        typer.Option(
+            envvar="NUKI_API_TOKEN",
+            help="The Nuki Web API token (or NUKI_API_TOKEN, which keeps it out of ps)",
+            show_default=False,
+        ),
+    ],
+    url: Annotated[
+        str | None,
+        typer.Option(help="The upstream's URL [default: KEYHOUSE_UPSTREAM_URL, api.nuki.io]"),
+    ] = None,
+) -> None:
+    """Import the Nuki Web account's locks (same smartlockIds) and keep its token, encrypted.
+    Again: refreshes. Prints the number of locks imported alone on the last line."""
+    from keyhouse.services import upstream
+
+    config = settings()
+    target = url or config.upstream_url
+    runtime = _runtime()
+    from keyhouse.errors import KeyhouseError
+    from keyhouse.store.secret_box import SecretKeyMissing
+
+    try:
+        result = upstream.link(
+            runtime.db,
+            runtime.secrets,
+            account_id=account,
+            token=token,
+            url=target,
+            timeout_seconds=config.upstream_timeout_seconds,
+        )
+    except KeyhouseError as exc:
+        _fail(exc.message)
+        raise
+    except SecretKeyMissing as exc:
+        _fail(str(exc))
+        raise
+    finally:
+        runtime.db.dispose()
+    removed = f", {result.removed} no longer listed there (kept, marked)" if result.removed else ""
+    typer.echo(
+        f"Linked account {account} to {target}: {result.imported} locks "
+        f"({result.added} new, {result.refreshed} refreshed{removed})."
+    )
+    typer.echo(result.imported)
+
+
+@upstream_app.command("unlink")
+def upstream_unlink(account: Annotated[int, typer.Option(help="The Keyhouse account id")]) -> None:
+    """End the link: the stored token is deleted; imported locks stay, their keys wait."""
+    from keyhouse.services import upstream
+
+    kept = _admin(lambda s, _r: upstream.unlink(s, account))
+    typer.echo(
+        f"Unlinked account {account}; its token is deleted. {kept} imported locks stay in the "
+        "account (their keys wait until it is linked again)."
+    )
+
+
+@upstream_app.command("status")
+def upstream_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Each link: account, URL, locks, last contact, last error, calls used (never the token)."""
+    import json
+
+    from keyhouse.services import upstream
+
+    found = _admin(lambda s, _r: upstream.status(s))
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "account": row.account_id,
+                        "url": row.url,
+                        "linked": _moment(row.linked_at),
+                        "lastContact": _moment(row.last_contact_at) or None,
+                        "lastError": row.last_error,
+                        "calls": row.calls,
+                        "locks": row.locks,
+                        "removedUpstream": row.removed,
+                    }
+                    for row in found
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not found:
+        typer.echo("no account is linked to Nuki's cloud")
+        return
+    for row in found:
+        removed = f" ({row.removed} no longer listed upstream)" if row.removed else ""
+        typer.echo(f"account {row.account_id}: {row.url}, linked {_moment(row.linked_at)}")
+        typer.echo(f"  locks: {row.locks}{removed}")
+        typer.echo(f"  last contact: {_moment(row.last_contact_at) or 'never'}")
+        typer.echo(f"  last error: {row.last_error or 'none'}")
+        typer.echo(f"  calls used: {row.calls}")
 
 
 mail_app = typer.Typer(help="Invite e-mail in the outbox.")

@@ -14,6 +14,10 @@ class StaleLease(DeviceUnreachable):
     """The lock has had a change from a newer lease holder: this caller must stop."""
 
 
+class NotDriven(DeviceUnreachable):
+    """The lock has no working link in Keyhouse (yet): its keys wait, showing this reason."""
+
+
 class DeviceRejected(Exception):
     """The lock refused the operation; ``code`` is Nuki's device error code (hex)."""
 

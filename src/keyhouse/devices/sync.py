@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from keyhouse.devices.link import DeviceRejected, DeviceUnreachable
+from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, NotDriven
 from keyhouse.devices.links import Links
 from keyhouse.rules.dates import format_api_datetime, utcnow
 from keyhouse.rules.ids import new_object_id
@@ -270,6 +270,10 @@ class Reconciler:
                     key.smartlock_id, key.id, desired_payload(key), key.device_ref, lease.epoch
                 )
                 self._placed(key, lease, placed.ref, placed.auth_id)
+        except NotDriven as exc:
+            # No link drives this lock yet: the key waits and says why (retried with backoff).
+            self._later(key, lease, str(exc))
+            return False
         except DeviceUnreachable as exc:
             # Tried again by the worker's scan, and at once when the lock is back.
             log.info("lock %s unreachable: %s", key.smartlock_id, exc)

@@ -392,3 +392,64 @@ class IdempotencyRecord(Base):
     content_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
     body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UpstreamLink(Base):
+    """An account linked to a Nuki Web account (api.nuki.io or a stand-in), by the operator.
+
+    The API token is kept only encrypted (``token_secret``: a Fernet token, see
+    ``keyhouse.store.secret_box``); the URL is set by the operator alone, never through the API.
+    """
+
+    __tablename__ = "upstream_links"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    url: Mapped[str] = mapped_column(String(500))
+    token_secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The last answer the upstream gave (any status), and the last failure, in words.
+    last_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # How many requests Keyhouse sent to the upstream for this link (its budget is counted
+    # against it).
+    calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class UpstreamLock(Base):
+    """A lock imported from the upstream account: what the upstream last said of it."""
+
+    __tablename__ = "upstream_locks"
+
+    smartlock_id: Mapped[int] = mapped_column(
+        ForeignKey("smartlocks.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    # The upstream's ``config`` and ``state`` objects as it sent them (official shapes).
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    server_state: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when a refresh no longer finds the lock in the upstream account (kept, not deleted);
+    # cleared if it comes back.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class NukiEmulation(Base):
+    """The stand-in's Nuki-mode switches for one account (KEYHOUSE_NUKI_MODE=1 only)."""
+
+    __tablename__ = "nuki_emulation"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    # The next N requests of the account answer 429 with an HTML page.
+    too_many_requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Overrides KEYHOUSE_NUKI_KEYS_APPEAR_SECONDS for the account's listings.
+    keys_appear_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Keys created since then never appear in listings (until this is cleared).
+    hide_keys_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

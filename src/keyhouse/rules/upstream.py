@@ -1,0 +1,119 @@
+"""Pure rules for a linked Nuki Web account: reading its lock list, planning a refresh."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from keyhouse.rules.timezones import NUKI_TIMEZONES
+
+SMARTLOCK_ID_MAX = 2**63 - 1
+LOCK_NAME_MAX = 200
+DEFAULT_TIMEZONE = "Europe/Vienna"
+KNOWN_TYPES = frozenset({0, 1, 2, 3, 4})
+
+
+@dataclass(frozen=True)
+class UpstreamLockInfo:
+    """One lock as the upstream's ``GET /smartlock`` lists it, checked."""
+
+    smartlock_id: int
+    type: int
+    name: str
+    timezone: str
+    keypad: bool
+    server_state: int
+    config: dict[str, Any] | None
+    state: dict[str, Any] | None
+
+    @property
+    def nuki_id(self) -> str:
+        """The 8-hex Nuki id: the smartlockId's lower 32 bits (its type is the rest)."""
+        return f"{self.smartlock_id & 0xFFFFFFFF:08X}"
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def timezone_of(config: Mapping[str, Any] | None) -> str:
+    """The IANA zone of Nuki's ``config.timezoneId`` (an index into Nuki's list)."""
+    index = _int((config or {}).get("timezoneId"))
+    if index is not None and 0 <= index < len(NUKI_TIMEZONES):
+        return NUKI_TIMEZONES[index]
+    return DEFAULT_TIMEZONE
+
+
+def parse_locks(payload: Any) -> list[UpstreamLockInfo]:
+    """The upstream's lock list, or ValueError with a sentence naming what is wrong.
+
+    The upstream is not trusted: every lock needs a smartlockId (a 63-bit number) and a type
+    Nuki documents; a name is cut to what Keyhouse stores; a smartlockId twice is refused.
+    """
+    if not isinstance(payload, list):
+        raise ValueError("the upstream's GET /smartlock did not answer a list of locks")
+    found: dict[int, UpstreamLockInfo] = {}
+    for index, item in enumerate(payload):
+        if not isinstance(item, dict):
+            raise ValueError(f"lock {index} of the upstream's list is not an object")
+        lock_id = _int(item.get("smartlockId"))
+        if lock_id is None or not 0 < lock_id <= SMARTLOCK_ID_MAX:
+            raise ValueError(
+                f"lock {index} of the upstream's list has no valid smartlockId "
+                f"({item.get('smartlockId')!r})"
+            )
+        if lock_id in found:
+            raise ValueError(f"the upstream lists smartlock {lock_id} twice")
+        lock_type = _int(item.get("type"))
+        if lock_type not in KNOWN_TYPES:
+            raise ValueError(
+                f"smartlock {lock_id} of the upstream has type {item.get('type')!r}, not one "
+                "of Nuki's lock types 0-4"
+            )
+        config = item.get("config") if isinstance(item.get("config"), dict) else None
+        state = item.get("state") if isinstance(item.get("state"), dict) else None
+        name = item.get("name") if isinstance(item.get("name"), str) else ""
+        name = name.strip()[:LOCK_NAME_MAX] or f"Nuki {lock_id & 0xFFFFFFFF:08X}"
+        server_state = _int(item.get("serverState"))
+        found[lock_id] = UpstreamLockInfo(
+            smartlock_id=lock_id,
+            type=lock_type,
+            name=name,
+            timezone=timezone_of(config),
+            keypad=bool(config and (config.get("keypadPaired") or config.get("keypad2Paired"))),
+            server_state=server_state if server_state is not None else 0,
+            config=config,
+            state=state,
+        )
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    added: list[int]
+    refreshed: list[int]
+    removed: list[int]  # imported before, no longer listed upstream (marked, not deleted)
+    conflicts: dict[int, int]  # smartlockId -> the other account that holds it
+
+
+def plan_import(
+    account_id: int,
+    upstream: Iterable[int],
+    holders: Mapping[int, tuple[int, str]],
+    imported_before: Iterable[int],
+) -> ImportPlan:
+    """What a (re)link does. ``holders``: each listed smartlockId Keyhouse already has, with its
+    (account, link kind). A lock of another account, or a virtual one of this account, is a
+    conflict: a smartlockId is one lock across Keyhouse."""
+    listed = list(dict.fromkeys(upstream))
+    conflicts = {
+        lock_id: holders[lock_id][0]
+        for lock_id in listed
+        if lock_id in holders
+        and (holders[lock_id][0] != account_id or holders[lock_id][1] != "nuki")
+    }
+    added = [lock_id for lock_id in listed if lock_id not in holders]
+    refreshed = [lock_id for lock_id in listed if lock_id in holders and lock_id not in conflicts]
+    gone = sorted(set(imported_before) - set(listed))
+    return ImportPlan(added=added, refreshed=refreshed, removed=gone, conflicts=conflicts)
