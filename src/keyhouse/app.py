@@ -97,6 +97,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # The guest page an invite link opens (HTML, and its CSS at /guest/assets/guest.css).
     guest.install(app)
     install_error_handlers(app)
+    if runtime.settings.nuki_mode:
+        # The stand-in for api.nuki.io (docs/simulator.md); never in Keyhouse's normal mode.
+        from keyhouse.api.nuki_mode import NukiModeMiddleware
+
+        app.add_middleware(NukiModeMiddleware, runtime=runtime)
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

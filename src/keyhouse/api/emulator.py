@@ -21,10 +21,12 @@ from keyhouse.schemas.log import (
     DoorDecision,
     EmulatorLock,
     EmulatorLockUpdate,
+    EmulatorNuki,
+    EmulatorNukiUpdate,
     KeypadEntry,
     Tamper,
 )
-from keyhouse.services import doors
+from keyhouse.services import doors, nuki_mode
 from keyhouse.services.caller import Caller
 from keyhouse.services.idempotency import IdempotentRequest
 from keyhouse.services.present import Shape, shape_dict
@@ -229,3 +231,79 @@ def _tamper(runtime: Runtime, caller: Caller, smartlockId: int, body: Any) -> Re
             field="authId",
         )
     return json_response(emulator_shape(runtime, smartlockId))
+
+
+# --- the stand-in's Nuki mode (KEYHOUSE_NUKI_MODE=1) ---------------------------------------------
+
+NUKI_FIELDS = {
+    "tooManyRequests": "too_many_requests",
+    "keysAppearAfterSeconds": "keys_appear_after_seconds",
+    "hideNewKeys": "hide_new_keys",
+}
+
+
+def _nuki_mode_on(runtime: Runtime) -> None:
+    if not runtime.settings.nuki_mode:
+        raise NotFound(
+            "this server is not in Nuki mode: start the stand-in with KEYHOUSE_NUKI_MODE=1 "
+            "(see docs/simulator.md)",
+            rule="nuki_mode",
+        )
+
+
+def _nuki_shape(switches: nuki_mode.Switches) -> Response:
+    return json_response(
+        shape_dict(
+            EmulatorNuki,
+            too_many_requests=switches.too_many_requests,
+            keys_appear_after_seconds=switches.keys_appear_after_seconds,
+            hide_new_keys=switches.hide_keys_since is not None,
+        )
+    )
+
+
+@router.get(
+    "/nuki",
+    summary="The stand-in's Nuki-mode switches for your account",
+    responses={200: {"model": EmulatorNuki}},
+)
+def get_nuki(request: Request, caller: Caller = Depends(emulator_scope)) -> Response:
+    runtime = runtime_of(request)
+    _nuki_mode_on(runtime)
+    with runtime.db.read() as session:
+        found = nuki_mode.switches(
+            session, caller.account_id, runtime.settings.nuki_keys_appear_seconds
+        )
+    return _nuki_shape(found)
+
+
+@router.post(
+    "/nuki",
+    summary="Switch the stand-in's Nuki-mode behaviours for your account",
+    responses={200: {"model": EmulatorNuki}},
+    openapi_extra=body_doc("EmulatorNukiUpdate", description="Only the fields to change"),
+    description="Only with KEYHOUSE_NUKI_MODE=1. tooManyRequests: the next N requests to the "
+    "Nuki paths answer 429 with an HTML page; keysAppearAfterSeconds: how long a new key stays "
+    "out of the listings (null: the server's setting); hideNewKeys: keys created while true "
+    "never appear.",
+)
+def configure_nuki(
+    request: Request,
+    caller: Caller = Depends(emulator_scope),
+    body: Any = Depends(json_body),
+) -> Response:
+    runtime = runtime_of(request)
+    _nuki_mode_on(runtime)
+    data = validate(body, EmulatorNukiUpdate)
+    changes = {
+        name: getattr(data, name)
+        for alias, name in NUKI_FIELDS.items()
+        if name in data.model_fields_set
+    }
+    found = runtime.db.transaction(
+        lambda session: nuki_mode.configure(
+            session, caller.account_id, changes, runtime.settings.nuki_keys_appear_seconds
+        ),
+        what="switching the Nuki mode",
+    )
+    return _nuki_shape(found)

@@ -71,7 +71,11 @@ class SmartlockAuth(ResponseShape):
     error: str | None = Field(None, description="Why the lock refused the last change")
     app_id: int | None = None
     auth_type_as_string: str | None = None
-    smart_actions_enabled: bool | None = None
+    smart_actions_enabled: bool | None = Field(
+        None,
+        description="Keyhouse: whether smart actions are on (set in the create body; Nuki's "
+        "own answers do not carry it)",
+    )
     sync_state: str | None = Field(
         None,
         description="Keyhouse: pending (the lock has not confirmed yet), applied, failed, deleting",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+# The fields of an error answer that Nuki's own API sends; the others are Keyhouse's.
+NUKI_ERROR_FIELDS = ("detailMessage", "stackTrace", "suppressedExceptions")
+
 
 class FieldProblem(BaseModel):
     field: str | None = Field(None, description="The request field at fault, camelCase")

@@ -100,3 +100,29 @@ class DoorDecision(ResponseShape):
     reason: str
     state: int | None = Field(None, description="The lock's state afterwards")
     log_id: str | None = Field(None, description="The log entry of the attempt")
+
+
+class EmulatorNuki(ResponseShape):
+    """The stand-in's Nuki-mode switches for the caller's account."""
+
+    too_many_requests: int = Field(
+        description="How many of the next requests to Nuki's paths answer an HTML 429"
+    )
+    keys_appear_after_seconds: float = Field(
+        description="How long a new key stays out of the listings"
+    )
+    hide_new_keys: bool = Field(
+        description="Keys created while this is true never appear (until it is turned off)"
+    )
+
+
+class EmulatorNukiUpdate(RequestShape):
+    too_many_requests: Int | None = Field(
+        None, ge=0, le=1000, description="The next N requests answer an HTML 429"
+    )
+    keys_appear_after_seconds: float | None = Field(
+        None, ge=0, le=3600, description="Overrides KEYHOUSE_NUKI_KEYS_APPEAR_SECONDS"
+    )
+    hide_new_keys: bool | None = Field(None, description="New keys never appear while true")
+
+    example: ClassVar[dict[str, Any]] = {"tooManyRequests": 2, "hideNewKeys": True}
