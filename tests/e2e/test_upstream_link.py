@@ -415,3 +415,71 @@ def test_every_upstream_request_is_in_the_official_spec(
 
             assert official_errors(name, json.loads(request.content), request=True) == []
     runtime.db.dispose()
+
+
+# --- both stores, and two links racing for one lock --------------------------------------------
+
+
+def test_link_on_either_store_and_racing_links_import_a_lock_once(
+    standin: LiveServer, tmp_path: Path, store_url: str | None
+) -> None:
+    """Two operators link the same Nuki account into two Keyhouse accounts at once, many
+    rounds: every round exactly one wins, the other is refused with the sentence, and each
+    lock is in Keyhouse once."""
+    import threading
+
+    from sqlalchemy import delete, func, select
+
+    from keyhouse.errors import Conflict
+    from keyhouse.store.models import Smartlock, UpstreamLink
+
+    runtime = Runtime(Settings(data=tmp_path / "kh", database_url=store_url), background=False)
+    runtime.db.ensure_schema()
+    theirs = {lock["smartlockId"] for lock in upstream_locks(standin)}
+    try:
+        for round_ in range(8):
+            with runtime.db.session() as session:
+                accounts = [
+                    admin.create_account(session, email=f"r{round_}{i}@example.com").id
+                    for i in range(2)
+                ]
+            outcomes: list[object] = []
+            barrier = threading.Barrier(2)
+
+            def one(account: int, barrier: threading.Barrier, outcomes: list[object]) -> None:
+                barrier.wait()
+                try:
+                    outcomes.append(
+                        upstream.link(
+                            runtime.db,
+                            runtime.secrets,
+                            account_id=account,
+                            token=standin.token,
+                            url=standin.url,
+                        )
+                    )
+                except Conflict as exc:
+                    outcomes.append(exc)
+
+            threads = [threading.Thread(target=one, args=(a, barrier, outcomes)) for a in accounts]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            won = [o for o in outcomes if isinstance(o, upstream.LinkResult)]
+            lost = [o for o in outcomes if isinstance(o, Conflict)]
+            assert (len(won), len(lost)) == (1, 1), outcomes
+            assert "is already in Keyhouse, in account" in lost[0].message
+            with runtime.db.session() as session:
+                holders = dict(
+                    session.execute(
+                        select(Smartlock.account_id, func.count()).group_by(Smartlock.account_id)
+                    ).all()
+                )
+                assert list(holders.values()) == [len(theirs)]
+                assert session.scalar(select(func.count()).select_from(UpstreamLink)) == 1
+                # The next round starts from none.
+                session.execute(delete(UpstreamLink))
+                session.execute(delete(Smartlock))
+    finally:
+        runtime.db.dispose()

@@ -107,3 +107,21 @@ def test_the_migrations_build_exactly_the_tables_the_models_describe(tmp_path: P
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     db.dispose()
     assert differences == []
+
+
+def test_0011_goes_back_to_0010_and_up_again(tmp_path: Path) -> None:
+    from sqlalchemy import inspect
+
+    from keyhouse.store.database import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'keyhouse.db'}")
+    db.migrate()
+    tables = set(inspect(db.engine).get_table_names())
+    assert {"upstream_links", "upstream_locks", "nuki_emulation"} <= tables
+    db.downgrade("0010")
+    assert not {"upstream_links", "upstream_locks", "nuki_emulation"} & set(
+        inspect(db.engine).get_table_names()
+    )
+    db.migrate()
+    assert {"upstream_links", "upstream_locks"} <= set(inspect(db.engine).get_table_names())
+    db.dispose()

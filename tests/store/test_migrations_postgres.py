@@ -41,3 +41,16 @@ def test_0004_goes_down_and_up_on_postgresql_keeping_an_invite(postgres: Databas
             text("SELECT link_hash, expires_at = created_at FROM invites")
         ).one()
     assert row == ("b" * 64, True)
+
+
+def test_0011_goes_down_and_up_on_postgresql(postgres: Database) -> None:
+    from sqlalchemy import inspect
+
+    postgres.migrate()
+    assert "upstream_links" in inspect(postgres.engine).get_table_names()
+    postgres.downgrade("0010")
+    assert "upstream_links" not in inspect(postgres.engine).get_table_names()
+    postgres.migrate()
+    assert {"upstream_links", "upstream_locks", "nuki_emulation"} <= set(
+        inspect(postgres.engine).get_table_names()
+    )
