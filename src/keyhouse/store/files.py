@@ -41,10 +41,10 @@ def _tighten(path: Path, mode: int) -> bool:
 
 def private_folder(path: Path) -> Path:
     """``path`` as a folder only its owner can enter: made 0700, or tightened to it."""
-    if not path.exists():
+    try:
         path.mkdir(parents=True, mode=FOLDER_MODE)
         os.chmod(path, FOLDER_MODE)  # mkdir's mode is filtered by the umask, never widened
-    else:
+    except FileExistsError:  # there already, or made by another process a moment ago
         _tighten(path, FOLDER_MODE)
     return path
 
