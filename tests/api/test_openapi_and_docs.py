@@ -228,8 +228,9 @@ def test_every_request_body_has_an_example(document: dict[str, Any]) -> None:
             )
             assert has_example, f"{verb.upper()} {path}: request body without an example"
     # PUT/POST on users and keys (one lock and many), DELETE /smartlock/auth, the lock action,
-    # the emulator's lock settings, keypad entry, app key use and tampering, and a new token
-    assert seen == 13
+    # the emulator's lock settings, keypad entry, app key use and tampering, its Nuki-mode
+    # switches, and a new token
+    assert seen == 14
 
 
 def test_request_examples_are_valid_for_keyhouse_and_for_nuki(document: dict[str, Any]) -> None:
