@@ -483,3 +483,27 @@ def test_link_on_either_store_and_racing_links_import_a_lock_once(
                 session.execute(delete(Smartlock))
     finally:
         runtime.db.dispose()
+
+
+def test_an_imported_lock_answers_honestly_where_it_is_not_driven_yet(
+    standin: LiveServer, home: Path
+) -> None:
+    ok(link(home, standin))
+    lock_id = upstream_locks(standin)[0]["smartlockId"]
+    runtime = Runtime(Settings(data=home, worker_interval_seconds=0.1, confirm_wait_seconds=0))
+    with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
+        with runtime.db.session() as session:
+            token = admin.create_token(session, account_id=1)
+        headers = {"Authorization": f"Bearer {token}"}
+        for method, path in (
+            ("POST", f"/smartlock/{lock_id}/action/unlock"),
+            ("POST", f"/smartlock/{lock_id}/sync"),
+            ("GET", f"/emulator/smartlock/{lock_id}"),
+            ("POST", f"/emulator/smartlock/{lock_id}/button"),
+        ):
+            answer = client.request(method, path, headers=headers)
+            assert 400 <= answer.status_code < 500, (method, path, answer.text)
+            message = answer.json()["detailMessage"]
+            assert "linked Nuki Web account" in message, (method, path, message)
+    done = keyhouse(home, "admin", "lock", "set", str(lock_id), "--offline")
+    assert "no virtual lock" in refused(done)

@@ -78,7 +78,7 @@ def get_lock(
     caller: Caller = Depends(emulator_scope),
 ) -> Response:
     runtime = runtime_of(request)
-    doors.lock_of(runtime, caller, smartlockId)
+    doors.virtual_lock_of(runtime, caller, smartlockId)
     return json_response(emulator_shape(runtime, smartlockId))
 
 
@@ -105,7 +105,7 @@ def configure(
 
 
 def _configure(runtime: Runtime, caller: Caller, smartlockId: int, body: Any) -> Response:
-    doors.lock_of(runtime, caller, smartlockId)
+    doors.virtual_lock_of(runtime, caller, smartlockId)
     data = validate(body, EmulatorLockUpdate)
     changes = {
         FIELDS[alias]: getattr(data, FIELDS[alias])
@@ -210,7 +210,7 @@ def tamper(
 
 
 def _tamper(runtime: Runtime, caller: Caller, smartlockId: int, body: Any) -> Response:
-    doors.lock_of(runtime, caller, smartlockId)
+    doors.virtual_lock_of(runtime, caller, smartlockId)
     data = validate(body, Tamper)
     changes = None
     if not data.remove:

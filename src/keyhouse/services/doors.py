@@ -14,9 +14,15 @@ from typing import TypeVar
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from keyhouse.devices.link import ActionAccepted, DeviceRejected, DeviceUnreachable, DoorEvent
+from keyhouse.devices.link import (
+    ActionAccepted,
+    DeviceRejected,
+    DeviceUnreachable,
+    DoorEvent,
+    NotDriven,
+)
 from keyhouse.devices.sync import LeaseBusy
-from keyhouse.errors import DeviceError, Locked, LockOffline, ValidationFailed
+from keyhouse.errors import Conflict, DeviceError, Locked, LockOffline, ValidationFailed
 from keyhouse.rules.actions import ACTIONS_BY_TYPE
 from keyhouse.rules.dates import utcnow
 from keyhouse.rules.ids import new_object_id
@@ -47,6 +53,19 @@ def lock_of(runtime: Runtime, caller: Caller, smartlock_id: int, status: int = 4
         return lock
 
 
+def virtual_lock_of(runtime: Runtime, caller: Caller, smartlock_id: int) -> Smartlock:
+    """The caller's lock if it is a virtual one (the emulator's); a real one is a 409."""
+    lock = lock_of(runtime, caller, smartlock_id)
+    if lock.link != "virtual":
+        raise Conflict(
+            f"smartlock {lock.id} ({lock.name!r}) is a real lock (of a linked Nuki Web "
+            "account), not a virtual one: the emulator controls virtual locks only",
+            field="smartlockId",
+            rule="virtual_lock",
+        )
+    return lock
+
+
 @contextmanager
 def action_slot(runtime: Runtime, lock: Smartlock) -> Iterator[None]:
     """A place among the lock's actions in flight, or 423 at once: a slow lock never holds
@@ -68,6 +87,8 @@ def action_slot(runtime: Runtime, lock: Smartlock) -> Iterator[None]:
 def _reach(lock: Smartlock, call: Callable[[], T]) -> T:
     try:
         return call()
+    except NotDriven as exc:
+        raise LockOffline(f"{exc}; no action is sent to it", field="smartlockId") from None
     except DeviceUnreachable:
         raise LockOffline(
             f"smartlock {lock.id} ({lock.name!r}) is offline (serverState 4): the lock can't "
@@ -178,8 +199,9 @@ def at_the_door(
     at: datetime | None,
     attempt: Callable[[Smartlock, datetime], DoorEvent],
 ) -> tuple[DoorEvent, str]:
-    """A person's attempt (keypad, app key, button): decided by the lock, always logged."""
-    lock = lock_of(runtime, caller, smartlock_id)
+    """A person's attempt at a virtual lock (the emulator's keypad, app key, button): decided
+    by the lock, always logged."""
+    lock = virtual_lock_of(runtime, caller, smartlock_id)
     when = at or utcnow()
     with action_slot(runtime, lock):
         event = _reach(lock, lambda: attempt(lock, when))
@@ -207,7 +229,7 @@ def app_key_use(
     remote: bool,
     at: datetime | None,
 ) -> tuple[DoorEvent, str]:
-    lock = lock_of(runtime, caller, smartlock_id)
+    lock = virtual_lock_of(runtime, caller, smartlock_id)
     check_action(lock, action, 0)
     return at_the_door(
         runtime,
@@ -243,6 +265,8 @@ def sync_lock(runtime: Runtime, caller: Caller, smartlock_id: int) -> int:
             field="smartlockId",
             headers={"Retry-After": "1"},
         ) from None
+    except NotDriven as exc:
+        raise LockOffline(f"{exc}; it can't be synced", field="smartlockId") from None
     except DeviceUnreachable:
         raise LockOffline(
             f"smartlock {lock.id} ({lock.name!r}) is offline (serverState 4): it can't be "
