@@ -7,6 +7,7 @@ is read back from its SQLite file and through its HTTP API (in-process, on the s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
@@ -507,3 +508,40 @@ def test_an_imported_lock_answers_honestly_where_it_is_not_driven_yet(
             assert "linked Nuki Web account" in message, (method, path, message)
     done = keyhouse(home, "admin", "lock", "set", str(lock_id), "--offline")
     assert "no virtual lock" in refused(done)
+
+
+def test_the_token_is_in_no_log_line_even_at_debug(
+    standin: LiveServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Linking (a good token, a wrong one, an upstream that throttles) with every logger at
+    DEBUG, httpx's and httpcore's included: the token is in no record."""
+    import logging
+
+    from keyhouse.errors import KeyhouseError
+
+    runtime = Runtime(Settings(data=tmp_path / "kh"), background=False)
+    runtime.db.ensure_schema()
+    with runtime.db.session() as session:
+        account = admin.create_account(session, email="o@example.com").id
+    wrong = "kh_" + "y" * 43
+    with caplog.at_level(logging.DEBUG):
+        httpx.post(
+            f"{standin.url}/emulator/nuki", headers=standin.headers, json={"tooManyRequests": 1}
+        )
+        for token in (standin.token, wrong, standin.token):
+            with contextlib.suppress(KeyhouseError):
+                upstream.link(
+                    runtime.db,
+                    runtime.secrets,
+                    account_id=account,
+                    token=token,
+                    url=standin.url,
+                )
+        upstream.link(
+            runtime.db, runtime.secrets, account_id=account, token=standin.token, url=standin.url
+        )
+    assert any(r.name.startswith(("httpx", "httpcore")) for r in caplog.records)
+    text = "\n".join(f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert standin.token not in text
+    assert wrong not in text
+    runtime.db.dispose()

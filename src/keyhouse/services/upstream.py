@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from keyhouse.devices.nuki_cloud import NukiCloud, UpstreamError
+from keyhouse.devices.nuki_api import NukiApi, UpstreamError
 from keyhouse.errors import Conflict, KeyhouseError, NotFound, ValidationFailed
 from keyhouse.rules.dates import utcnow
 from keyhouse.rules.upstream import UpstreamLockInfo, parse_locks, plan_import
@@ -93,7 +93,7 @@ def link(
     with db.read() as session:
         if session.get(Account, account_id) is None:
             raise NotFound(f"account {account_id} does not exist", field="account")
-    cloud = NukiCloud(url, token, timeout_seconds=timeout_seconds, transport=transport)
+    cloud = NukiApi(url, token, timeout_seconds=timeout_seconds, transport=transport)
     try:
         try:
             payload = cloud.smartlocks()
