@@ -545,3 +545,18 @@ def test_the_token_is_in_no_log_line_even_at_debug(
     assert standin.token not in text
     assert wrong not in text
     runtime.db.dispose()
+
+
+def test_a_failed_relink_keeps_the_link_and_status_says_what_went_wrong(
+    standin: LiveServer, home: Path
+) -> None:
+    ok(link(home, standin))
+    (sealed_before,) = rows(home, "SELECT token_secret FROM upstream_links")[0]
+    message = refused(link(home, standin, token="kh_" + "z" * 43))
+    assert "refused the token (401 Unauthorized)" in message
+    text = keyhouse(home, "admin", "upstream", "status").stdout
+    assert "last error: Nuki's API at" in text and "refused the token" in text
+    assert "calls used: 2" in text
+    assert rows(home, "SELECT token_secret FROM upstream_links")[0][0] == sealed_before
+    ok(link(home, standin))
+    assert "last error: none" in keyhouse(home, "admin", "upstream", "status").stdout

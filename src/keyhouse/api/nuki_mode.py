@@ -121,21 +121,23 @@ class NukiModeMiddleware:
         return None
 
     def _before(self, scope: Scope, account_id: int) -> tuple[str | None, nuki_mode.Switches]:
-        """("429" / "423" / None, the account's switches)."""
+        """("429" / "423" / None, the account's switches). Read first: only a "429 next" to
+        spend takes a write transaction."""
         default = self.runtime.settings.nuki_keys_appear_seconds
-        with self.runtime.db.session() as session:
-            if nuki_mode.throttled(session, account_id):
-                return "429", nuki_mode.switches(session, account_id, default)
+        match = LOCK_PATH.match(scope["path"])
+        with self.runtime.db.read() as session:
             switches = nuki_mode.switches(session, account_id, default)
-            match = LOCK_PATH.match(scope["path"])
-            if (
+            running = (
                 scope["method"] in WRITES
-                and match
+                and match is not None
                 and (match.group(2) or "") != "/sync"
                 and nuki_mode.operation_running(session, int(match.group(1)))
-            ):
-                return "423", switches
-        return None, switches
+            )
+        if switches.too_many_requests > 0:
+            with self.runtime.db.session() as session:
+                if nuki_mode.throttled(session, account_id):
+                    return "429", switches
+        return ("423" if running else None), switches
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_nuki_path(scope["path"]):
