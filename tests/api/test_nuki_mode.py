@@ -26,9 +26,14 @@ NO_KEY = "0123456789abcdef01234567"
 
 
 @pytest.fixture
-def nuki(tmp_path: Path) -> Iterator[Tenant]:
+def nuki(tmp_path: Path, store_url: str | None) -> Iterator[Tenant]:
+    """A stand-in in Nuki mode, on SQLite and on PostgreSQL."""
     with tenant_with(
-        tmp_path, nuki_mode=True, nuki_keys_appear_seconds=0, confirm_wait_seconds=0
+        tmp_path,
+        nuki_mode=True,
+        nuki_keys_appear_seconds=0,
+        confirm_wait_seconds=0,
+        database_url=store_url,
     ) as tenant:
         yield tenant
 

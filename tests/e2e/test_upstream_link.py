@@ -560,3 +560,19 @@ def test_a_failed_relink_keeps_the_link_and_status_says_what_went_wrong(
     assert rows(home, "SELECT token_secret FROM upstream_links")[0][0] == sealed_before
     ok(link(home, standin))
     assert "last error: none" in keyhouse(home, "admin", "upstream", "status").stdout
+
+
+def test_racing_requests_spend_each_429_once(standin: LiveServer) -> None:
+    """tooManyRequests: N with many requests at once, many rounds: exactly N answer 429."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with httpx.Client(base_url=standin.url, headers=standin.headers, timeout=30) as client:
+        for round_ in range(5):
+            wanted = 3 + round_
+            switched = client.post("/emulator/nuki", json={"tooManyRequests": wanted})
+            assert switched.status_code == 200, switched.text
+            with ThreadPoolExecutor(8) as pool:
+                codes = list(pool.map(lambda _i: client.get("/smartlock").status_code, range(24)))
+            assert codes.count(429) == wanted, codes
+            assert codes.count(200) == 24 - wanted, codes
+            assert client.get("/emulator/nuki").json()["tooManyRequests"] == 0
