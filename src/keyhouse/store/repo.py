@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, func, or_, select, text, tuple_, update
+from sqlalchemy import Integer, Row, Select, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from keyhouse.rules.ids import new_object_id
@@ -236,6 +237,101 @@ def auths_by_ids(
     return found
 
 
+# What a key listing shows (``services.present.auth_shape``), read as plain rows: building ORM
+# objects took more time than the query and the JSON together.
+LISTING_COLUMNS = (
+    SmartlockAuth.id,
+    SmartlockAuth.smartlock_id,
+    SmartlockAuth.account_user_id,
+    SmartlockAuth.auth_id,
+    SmartlockAuth.code,
+    SmartlockAuth.type,
+    SmartlockAuth.name,
+    SmartlockAuth.enabled,
+    SmartlockAuth.remote_allowed,
+    SmartlockAuth.lock_count,
+    SmartlockAuth.allowed_from_date,
+    SmartlockAuth.allowed_until_date,
+    SmartlockAuth.allowed_week_days,
+    SmartlockAuth.allowed_from_time,
+    SmartlockAuth.allowed_until_time,
+    SmartlockAuth.last_active_date,
+    SmartlockAuth.created_at,
+    SmartlockAuth.updated_at,
+    SmartlockAuth.operation_id,
+    SmartlockAuth.error,
+    SmartlockAuth.smart_actions_enabled,
+    SmartlockAuth.revision,
+    SmartlockAuth.applied_revision,
+    SmartlockAuth.failed_revision,
+    SmartlockAuth.deleting,
+    SmartlockAuth.verified_at,
+)
+
+
+def list_auth_rows(
+    session: Session,
+    account_id: int,
+    *,
+    smartlock_id: int | None = None,
+    types: Sequence[int] | None = None,
+    account_user_id: int | None = None,
+    without_user: bool = False,
+    after: tuple[Any, ...] | None = None,
+    limit: int | None = None,
+) -> Sequence[Row[Any]]:
+    """:func:`list_auths` as plain rows of ``LISTING_COLUMNS`` (named like the model's
+    attributes), for the listings: one statement built once per combination of filters, run
+    on the session's connection (building it per request cost as much as running it)."""
+    statement = _listing_statement(
+        smartlock_id is not None,
+        bool(types),
+        account_user_id is not None,
+        without_user,
+        after is not None,
+        limit is not None,
+    )
+    params: dict[str, Any] = {"account_id": account_id}
+    if smartlock_id is not None:
+        params["smartlock_id"] = smartlock_id
+    if types:
+        params["types"] = list(types)
+    if account_user_id is not None:
+        params["account_user_id"] = account_user_id
+    if after is not None:
+        params["after_lock"], params["after_created"], params["after_id"] = after
+    if limit is not None:
+        params["limit"] = limit
+    return session.connection().execute(statement, params).all()
+
+
+@functools.cache
+def _listing_statement(
+    by_lock: bool, by_types: bool, by_user: bool, without_user: bool, after: bool, limit: bool
+) -> Select[Any]:
+    """:func:`auths_query` with bound parameters in place of the values."""
+    query = select(*LISTING_COLUMNS).where(SmartlockAuth.account_id == bindparam("account_id"))
+    if by_lock:
+        query = query.where(SmartlockAuth.smartlock_id == bindparam("smartlock_id"))
+    if by_types:
+        query = query.where(SmartlockAuth.type.in_(bindparam("types", expanding=True)))
+    if by_user:
+        query = query.where(SmartlockAuth.account_user_id == bindparam("account_user_id"))
+    if without_user:
+        query = query.where(SmartlockAuth.account_user_id.is_(None))
+    if after:
+        cursor = (
+            bindparam("after_lock", type_=SmartlockAuth.smartlock_id.type),
+            bindparam("after_created", type_=SmartlockAuth.created_at.type),
+            bindparam("after_id", type_=SmartlockAuth.id.type),
+        )
+        query = query.where(tuple_(*AUTH_ORDER) > tuple_(*cursor))
+    query = query.order_by(*AUTH_ORDER)
+    if limit:
+        query = query.limit(bindparam("limit", type_=Integer))
+    return query
+
+
 def list_auths(
     session: Session,
     account_id: int,
@@ -294,7 +390,7 @@ def auths_query(
 AUTH_ORDER = (SmartlockAuth.smartlock_id, SmartlockAuth.created_at, SmartlockAuth.id)
 
 
-def auth_sort_key(row: SmartlockAuth) -> tuple[int, datetime, str]:
+def auth_sort_key(row: SmartlockAuth | Row[Any]) -> tuple[int, datetime, str]:
     """Where ``row`` stands in every key listing (the values of ``AUTH_ORDER``)."""
     return (row.smartlock_id, row.created_at, row.id)
 
