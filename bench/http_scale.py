@@ -127,10 +127,15 @@ def median_of(runs: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
-    )
+def start(command: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+    out = log.open("wb") if log is not None else subprocess.DEVNULL
+    return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def cache_line(log: Path) -> str | None:
+    """The server's own count of listing-cache hits, logged when it stops."""
+    lines = [line for line in log.read_text().splitlines() if "key listing cache:" in line]
+    return lines[-1].split("key listing cache:", 1)[1].strip() if lines else None
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -181,7 +186,8 @@ def main() -> None:
     command += ["--port", str(port)]
     if args.workers > 1:
         command += ["--workers", str(args.workers)]
-    server = start(command, env)
+    server_log = Path(tempfile.mkstemp(suffix=".log")[1])
+    server = start(command, env, server_log)
     results: dict[str, Any] = {}
     try:
         wait_up(url + "/docs", server)
@@ -212,6 +218,8 @@ def main() -> None:
         results["rss_mb"] = rss_mb(server.pid)
     finally:
         stop(server)
+    # Counted over the whole run (lock_keys, and create → applied's polls of one lock).
+    results["listing_cache"] = cache_line(server_log)
 
     if args.only_create:
         print(json.dumps(results, indent=2))
@@ -267,6 +275,7 @@ def main() -> None:
         a = results["create_applied"]
         print(f"\ncreate → applied: p50 {a['p50']:.1f} ms, p99 {a['p99']:.1f} ms")
     print(f"resident memory after the run: {results['rss_mb']:.0f} MB")
+    print(f"key listing cache (whole run): {results['listing_cache']}")
 
 
 def create_to_applied(url: str, account: dict, count: int = 200) -> dict:
