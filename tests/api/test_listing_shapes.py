@@ -54,3 +54,17 @@ def test_a_listed_key_is_shown_as_its_own_answer_shows_it(store_tenant: Tenant) 
     first = next(key for key in listed if key["name"] == "Weekdays")
     assert first["allowedFromDate"] == "2026-12-01T08:00:00.123Z"
     assert first["allowedWeekDays"] == 124
+
+
+def test_a_listed_lock_is_shown_as_its_own_answer_shows_it(store_tenant: Tenant) -> None:
+    tenant = store_tenant
+    _set_online(tenant, tenant.plain_lock, False)
+    listed = tenant.get("/smartlock")
+    assert listed.status_code == 200, listed.text
+    locks = listed.json()
+    assert {lock["smartlockId"] for lock in locks} == {tenant.keypad_lock, tenant.plain_lock}
+    assert {lock["serverState"] for lock in locks} == {0, 4}  # online and offline both shown
+    for lock in locks:
+        single = tenant.get(f"/smartlock/{lock['smartlockId']}")
+        assert single.status_code == 200, single.text
+        assert lock == single.json()

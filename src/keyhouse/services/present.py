@@ -205,7 +205,13 @@ def user_shape(row: models.AccountUser) -> Shape:
     )
 
 
-def smartlock_shape(row: models.Smartlock, device: models.SimulatedLock | None) -> Shape:
+def smartlock_shape(
+    row: models.Smartlock | repo.LockRow,
+    device: models.SimulatedLock | repo.DeviceRow | None,
+    now: datetime | None = None,
+) -> Shape:
+    """A lock as the API shows it, from its models or the listing's plain rows; ``now`` for
+    the zone's current offset (one moment for a whole listing)."""
     online = device is not None and device.online
     charge = device.battery_charge if device is not None else 0
     state = shape_dict(
@@ -231,7 +237,7 @@ def smartlock_shape(row: models.Smartlock, device: models.SimulatedLock | None) 
         pairing_enabled=True,
         button_enabled=True,
         led_enabled=True,
-        timezone_offset=offset_minutes(row.timezone, utcnow()),
+        timezone_offset=offset_minutes(row.timezone, now or utcnow()),
         fob_paired=False,
         single_lock=False,
         advertising_mode=0,

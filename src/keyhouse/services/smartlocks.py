@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from keyhouse.rules.dates import utcnow
 from keyhouse.rules.paging import encode_cursor, split_page
 from keyhouse.services.caller import Caller
 from keyhouse.services.lookup import lock_not_found
@@ -32,7 +33,8 @@ def list_smartlocks(
     )
     page, more = split_page(rows, limit) if limit is not None else (rows, False)
     cursor = encode_cursor("lock", (page[-1][0].id,)) if more else None
-    return [smartlock_shape(lock, device) for lock, device in page], cursor
+    now = utcnow()
+    return [smartlock_shape(lock, device, now) for lock, device in page], cursor
 
 
 def get_smartlock(session: Session, caller: Caller, smartlock_id: int) -> Shape:

@@ -129,6 +129,42 @@ def lock_smartlocks(session: Session, ids: Iterable[int]) -> None:
         ).all()
 
 
+class LockRow(NamedTuple):
+    """A lock as its listing shows it (the model's attribute names)."""
+
+    id: int
+    account_id: int
+    type: int
+    auth_id: int
+    name: str
+    favorite: bool
+    keypad: bool
+    timezone: str
+    virtual: bool
+    nuki_id: str
+    checked_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeviceRow(NamedTuple):
+    """A virtual lock's live state as the lock listing shows it."""
+
+    online: bool
+    state: int
+    trigger: int
+    last_action: int
+    battery_charge: int
+    door_state: int
+
+
+_LOCK_COLUMNS = tuple(getattr(Smartlock, name) for name in LockRow._fields)
+_DEVICE_COLUMNS = (
+    SimulatedLock.smartlock_id,
+    *(getattr(SimulatedLock, name) for name in DeviceRow._fields),
+)
+
+
 def list_locks(
     session: Session,
     account_id: int,
@@ -137,10 +173,43 @@ def list_locks(
     type_: int | None = None,
     after: int | None = None,
     limit: int | None = None,
-) -> Sequence[tuple[Smartlock, SimulatedLock | None]]:
-    """The account's locks by id; from the one after ``after`` (a lock id), at most ``limit``."""
-    query = locks_query(account_id, auth_id=auth_id, type_=type_, after=after, limit=limit)
-    return [(row[0], row[1]) for row in session.execute(query)]
+) -> list[tuple[LockRow, DeviceRow | None]]:
+    """The account's locks by id; from the one after ``after`` (a lock id), at most ``limit``:
+    plain rows, from a statement built once per combination of filters."""
+    statement = _locks_statement(
+        auth_id is not None, type_ is not None, after is not None, limit is not None
+    )
+    params = {"account_id": account_id, "auth_id": auth_id, "type": type_, "after": after}
+    if limit is not None:
+        params["limit"] = limit
+    split = len(_LOCK_COLUMNS)
+    return [
+        (
+            LockRow._make(row[:split]),
+            None if row[split] is None else DeviceRow._make(row[split + 1 :]),
+        )
+        for row in session.connection().execute(statement, params)
+    ]
+
+
+@functools.cache
+def _locks_statement(by_auth: bool, by_type: bool, after: bool, limit: bool) -> Select[Any]:
+    """:func:`locks_query` as plain columns, with bound parameters in place of the values."""
+    query = (
+        select(*_LOCK_COLUMNS, *_DEVICE_COLUMNS)
+        .outerjoin(SimulatedLock, SimulatedLock.smartlock_id == Smartlock.id)
+        .where(Smartlock.account_id == bindparam("account_id"))
+        .order_by(Smartlock.id)
+    )
+    if by_auth:
+        query = query.where(Smartlock.auth_id == bindparam("auth_id"))
+    if by_type:
+        query = query.where(Smartlock.type == bindparam("type"))
+    if after:
+        query = query.where(Smartlock.id > bindparam("after", type_=Smartlock.id.type))
+    if limit:
+        query = query.limit(bindparam("limit", type_=Integer))
+    return query
 
 
 def locks_query(
