@@ -3,6 +3,7 @@
     .venv/bin/python bench/generate.py --data DIR [--database-url URL] --out plan.json
     .venv/bin/python bench/http_scale.py --data DIR [--database-url URL] --plan plan.json
         [--workers 1] [--seconds 5] [--connections 16] [--rotate 1000] [--runs 3]
+        [--listing-cache-mb N]
 
 Starts `keyhouse serve` as a user does (its defaults; rate limits off, so the server is
 measured, not the limit), then `wrk` (Debian's package) in its own process, rotating over
@@ -158,6 +159,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-create", action="store_true")
     parser.add_argument("--only-create", action="store_true", help="skip the list scenarios")
+    parser.add_argument(
+        "--listing-cache-mb",
+        type=int,
+        default=None,
+        help="KEYHOUSE_LISTING_CACHE_MB for the server (0: every listing from the store)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
@@ -180,6 +187,8 @@ def main() -> None:
     env["KEYHOUSE_DRIFT_CHECK_SECONDS"] = "0"
     if args.database_url:
         env["KEYHOUSE_DATABASE_URL"] = args.database_url
+    if args.listing_cache_mb is not None:
+        env["KEYHOUSE_LISTING_CACHE_MB"] = str(args.listing_cache_mb)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "keyhouse", "--data", str(args.data), "serve"]
