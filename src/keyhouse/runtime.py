@@ -70,6 +70,7 @@ class Runtime:
             owner=self.owner,
             lease_seconds=settings.lease_seconds,
             drift_check_seconds=settings.drift_check_seconds,
+            scan_seconds=settings.worker_interval_seconds,
         )
         self.mail = MailSender(self.db, settings)
         # A page of a lock's keys: its JSON, and the cursor of the next page (None: the last).

@@ -545,15 +545,24 @@ def _not_failed():  # type: ignore[no-untyped-def]
     )
 
 
-def locks_due_for_check(session: Session, checked_before: datetime) -> list[int]:
-    """Locks whose holdings were last compared with the keys before ``checked_before``."""
-    return list(
-        session.scalars(
-            select(Smartlock.id).where(
-                or_(Smartlock.checked_at.is_(None), Smartlock.checked_at < checked_before)
-            )
-        )
+def locks_due_for_check(
+    session: Session, checked_before: datetime, limit: int | None = None
+) -> list[int]:
+    """Locks whose holdings were last compared with the keys before ``checked_before``, the
+    longest unchecked first, at most ``limit``."""
+    query = (
+        select(Smartlock.id)
+        .where(or_(Smartlock.checked_at.is_(None), Smartlock.checked_at < checked_before))
+        .order_by(Smartlock.checked_at.asc().nulls_first(), Smartlock.id)
     )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def count_locks(session: Session) -> int:
+    """How many locks this store holds, in every account (the reconciler's share of checks)."""
+    return session.scalar(select(func.count()).select_from(Smartlock)) or 0
 
 
 def check_due(session: Session, smartlock_id: int, checked_before: datetime) -> bool:
