@@ -3,6 +3,7 @@
     .venv/bin/python bench/generate.py --data DIR [--database-url URL] --out plan.json
     .venv/bin/python bench/http_scale.py --data DIR [--database-url URL] --plan plan.json
         [--workers 1] [--seconds 5] [--connections 16] [--rotate 1000] [--runs 3]
+        [--listing-cache-mb N]
 
 Starts `keyhouse serve` as a user does (its defaults; rate limits off, so the server is
 measured, not the limit), then `wrk` (Debian's package) in its own process, rotating over
@@ -127,10 +128,15 @@ def median_of(runs: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
-    )
+def start(command: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+    out = log.open("wb") if log is not None else subprocess.DEVNULL
+    return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def cache_line(log: Path) -> str | None:
+    """The server's own count of listing-cache hits, logged when it stops."""
+    lines = [line for line in log.read_text().splitlines() if "key listing cache:" in line]
+    return lines[-1].split("key listing cache:", 1)[1].strip() if lines else None
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -153,6 +159,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-create", action="store_true")
     parser.add_argument("--only-create", action="store_true", help="skip the list scenarios")
+    parser.add_argument(
+        "--listing-cache-mb",
+        type=int,
+        default=None,
+        help="KEYHOUSE_LISTING_CACHE_MB for the server (0: every listing from the store)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
@@ -175,13 +187,16 @@ def main() -> None:
     env["KEYHOUSE_DRIFT_CHECK_SECONDS"] = "0"
     if args.database_url:
         env["KEYHOUSE_DATABASE_URL"] = args.database_url
+    if args.listing_cache_mb is not None:
+        env["KEYHOUSE_LISTING_CACHE_MB"] = str(args.listing_cache_mb)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "keyhouse", "--data", str(args.data), "serve"]
     command += ["--port", str(port)]
     if args.workers > 1:
         command += ["--workers", str(args.workers)]
-    server = start(command, env)
+    server_log = Path(tempfile.mkstemp(suffix=".log")[1])
+    server = start(command, env, server_log)
     results: dict[str, Any] = {}
     try:
         wait_up(url + "/docs", server)
@@ -212,6 +227,8 @@ def main() -> None:
         results["rss_mb"] = rss_mb(server.pid)
     finally:
         stop(server)
+    # Counted over the whole run (lock_keys, and create → applied's polls of one lock).
+    results["listing_cache"] = cache_line(server_log)
 
     if args.only_create:
         print(json.dumps(results, indent=2))
@@ -267,6 +284,7 @@ def main() -> None:
         a = results["create_applied"]
         print(f"\ncreate → applied: p50 {a['p50']:.1f} ms, p99 {a['p99']:.1f} ms")
     print(f"resident memory after the run: {results['rss_mb']:.0f} MB")
+    print(f"key listing cache (whole run): {results['listing_cache']}")
 
 
 def create_to_applied(url: str, account: dict, count: int = 200) -> dict:

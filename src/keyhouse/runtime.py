@@ -9,6 +9,7 @@ waits for its locks by looking at the keys' state in the database.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -33,6 +34,8 @@ from keyhouse.store.rate_limits import RateLimits
 from keyhouse.store.secret_box import SecretBox
 from keyhouse.store.token_uses import TokenUses
 from keyhouse.worker import InFlight, Worker
+
+log = logging.getLogger(__name__)
 
 MAIL_QUEUE = "outbox"
 HOUSEKEEPING = "audit-retention"
@@ -80,10 +83,11 @@ class Runtime:
             owner=self.owner,
             lease_seconds=settings.lease_seconds,
             drift_check_seconds=settings.drift_check_seconds,
+            scan_seconds=settings.worker_interval_seconds,
         )
         self.mail = MailSender(self.db, settings)
         # A page of a lock's keys: its JSON, and the cursor of the next page (None: the last).
-        self.key_listings: ListingCache[tuple[bytes, str | None]] = ListingCache()
+        self.key_listings = ListingCache(settings.listing_cache_mb * 2**20)
         self.token_uses = TokenUses(self.db)
         self.rate_limits = RateLimits(
             settings.redis_url,
@@ -161,6 +165,9 @@ class Runtime:
 
     def stop(self) -> None:
         self.link.closing.set()
+        stats = self.key_listings.stats()
+        if stats.hits or stats.misses:
+            log.info("key listing cache: %s", stats.describe())
         if self.listener is not None:
             self.listener.stop()
         if self.background:

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # longer list answers the first page with a Link header (rel="next") to the rest. The
     # activity log keeps its official limit (default 20, at most 50).
     list_max_items: int = Field(default=LIST_MAX_ITEMS_DEFAULT, ge=1, le=LIST_MAX_ITEMS_HARD)
+    # Megabytes of serialised key listings each API process keeps (a lock's 100 keys are
+    # about 64 KB, so 64 MB holds the listings of about 1,000 such locks); 0 keeps none.
+    listing_cache_mb: int = Field(default=64, ge=0, le=65536)
     # The key that encrypts stored secrets (upstream API tokens): a Fernet key. Unset: the
     # file secret.key in the data folder, created 0600 on first use.
     secret_key: SecretStr | None = None

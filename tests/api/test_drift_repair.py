@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 
 from conftest import Tenant, tenant_with, wait_until
+from keyhouse.devices.sync import Reconciler
+from keyhouse.rules.dates import utcnow
+from keyhouse.services import admin
+from keyhouse.store.models import Smartlock
 
 
 def keypad_code(tenant: Tenant, code: int = 345678, name: str = "Cleaner") -> dict[str, Any]:
@@ -129,3 +135,37 @@ def test_a_slow_lock_takes_a_few_request_threads_and_says_no_to_more(tmp_path: P
         for thread in threads:
             thread.join(30)
         assert sorted(answers) == [204, 204, 423, 423, 423], answers
+
+
+def test_locks_checked_together_are_spread_over_the_interval(tmp_path: Path) -> None:
+    """120 locks last checked at one moment: each scan starts only its share of their checks
+    (every lock once per interval: 120 locks / (300 s / 5 s) scans + 1 = 3), the longest
+    unchecked first, instead of all 120 at once every interval."""
+    with tenant_with(tmp_path, drift_check_seconds=0) as tenant:
+        runtime = tenant.runtime
+        with runtime.db.session() as session:
+            for n in range(118):
+                admin.add_lock(session, runtime.link, account_id=tenant.account_id, name=f"F{n}")
+        long_ago = utcnow() - timedelta(hours=1)
+        with runtime.db.session() as session:
+            session.execute(update(Smartlock).values(checked_at=long_ago))
+            session.execute(
+                update(Smartlock)
+                .where(Smartlock.id == tenant.plain_lock)
+                .values(checked_at=long_ago - timedelta(minutes=1))
+            )
+        reconciler = Reconciler(
+            runtime.db, runtime.links, owner="t", drift_check_seconds=300, scan_seconds=5
+        )
+        first = reconciler.locks_with_work()
+        assert len(first) == 3 and first[0] == tenant.plain_lock, first
+        seen = set(first)
+        for _ in range(39):
+            with runtime.db.session() as session:
+                session.execute(
+                    update(Smartlock).where(Smartlock.id.in_(first)).values(checked_at=utcnow())
+                )
+            first = reconciler.locks_with_work()
+            assert 0 < len(first) <= 3 and not seen & set(first), first
+            seen |= set(first)
+        assert len(seen) == 120  # every lock within the interval's 60 scans

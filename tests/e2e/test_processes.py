@@ -358,3 +358,61 @@ def test_with_redis_two_api_processes_share_one_rate_limit(tmp_path: Path, datab
         assert statuses.count(429) == 12
     finally:
         stop(server_process)
+
+
+def test_a_listing_is_never_older_than_the_last_write_whichever_process_wrote_it(
+    tmp_path: Path, database: str
+) -> None:
+    """Each API process caches key listings; the cache keys on the lock's version in the shared
+    database, so a write committed by one process is seen at once by every other's next list."""
+    upgrade = keyhouse(
+        tmp_path / "x", "admin", "db", "upgrade", env={"KEYHOUSE_DATABASE_URL": database}
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    env = {"KEYHOUSE_DATABASE_URL": database, "KEYHOUSE_CONFIG": str(tmp_path / "cfg.toml")}
+    server_process, server = start_server(tmp_path / "data", env, ["--workers", "2"])
+    try:
+        pids = wait_until(
+            lambda: (found := children(server_process.pid)) and len(found) == 2 and found,
+            timeout=30,
+            what="two API processes",
+        )
+        wait_until(
+            lambda: sum("Application startup complete" in line for line in server.output) == 2,
+            timeout=30,
+            what="both API processes to start",
+        )
+        port = int(server.url.rsplit(":", 1)[1])
+        lock = server.lock_ids[0]
+        path = f"/smartlock/{lock}/auth"
+        clients = [
+            httpx.Client(base_url=server.url, headers=server.headers, timeout=30) for _ in range(12)
+        ]
+        try:
+            for client in clients:
+                assert client.get(path).status_code == 200
+            held = {pid: connections_held(pid, port) for pid in pids}
+            assert all(count >= 1 for count in held.values()), held  # both processes serve
+            body = {"name": "Round 0", "type": 13, "code": 345678, "remoteAllowed": False}
+            assert clients[0].put(path, json=body).status_code == 204
+            (key,) = clients[0].get(path).json()
+            stale = []
+            for round_ in range(1, 31):
+                writer = clients[round_ % len(clients)]
+                name = f"Round {round_}"
+                answer = writer.post(f"{path}/{key['id']}", json={"name": name})
+                assert answer.status_code == 204, answer.text
+                for n, reader in enumerate(clients):  # every cache was warmed last round
+                    (seen,) = reader.get(path).json()
+                    if seen["name"] != name:
+                        stale.append((round_, n, seen["name"]))
+            assert stale == []
+        finally:
+            for client in clients:
+                client.close()
+    finally:
+        server_process.terminate()
+        try:
+            server_process.wait(20)
+        except subprocess.TimeoutExpired:
+            server_process.kill()

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -49,7 +50,6 @@ from keyhouse.services.caller import Caller
 from keyhouse.services.idempotency import NO_CONTENT, IdempotentRequest
 from keyhouse.services.present import auth_shape, to_json
 from keyhouse.store import repo
-from keyhouse.store.models import SmartlockAuth as StoredAuth
 from keyhouse.store.repo import ApiTokenRow
 
 router = APIRouter(tags=["SmartlockAuth"])
@@ -126,7 +126,7 @@ def list_all_keys(
     page_size = checked_limit(limit, list_cap(request))
     start = checked_cursor(after, "auth")
     with runtime_of(request).db.read() as session:
-        rows = repo.list_auths(
+        rows = repo.list_auth_rows(
             session,
             caller.account_id,
             types=wanted,
@@ -140,9 +140,7 @@ def list_all_keys(
     return page_response(request, found, cursor, page_size)
 
 
-def _auth_page(
-    rows: Sequence[StoredAuth], page_size: int
-) -> tuple[Sequence[StoredAuth], str | None]:
+def _auth_page(rows: Sequence[Row[Any]], page_size: int) -> tuple[Sequence[Row[Any]], str | None]:
     """The page of keys read as ``page_size + 1``, and the cursor of the next (None: none)."""
     page, more = split_page(rows, page_size)
     return page, encode_cursor("auth", repo.auth_sort_key(page[-1])) if more else None
@@ -278,7 +276,7 @@ def _lock_keys_json(
         cache_key = (smartlock_id, version, tuple(wanted or ()), page_size, start)
         listing = runtime.key_listings.get(cache_key)
         if listing is None:
-            rows = repo.list_auths(
+            rows = repo.list_auth_rows(
                 session,
                 caller.account_id,
                 smartlock_id=smartlock_id,

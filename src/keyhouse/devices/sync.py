@@ -20,6 +20,7 @@ lock at a time; the outcome writes lock the smartlock row first, like every writ
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import socket
@@ -31,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, NotDriven
 from keyhouse.devices.links import Links
@@ -128,8 +130,11 @@ class Reconciler:
         owner: str,
         lease_seconds: float = 30.0,
         drift_check_seconds: float = 0.0,
+        scan_seconds: float = 5.0,
     ) -> None:
         self.db = db
+        # How often the worker asks for locks_with_work (its interval).
+        self.scan_seconds = scan_seconds
         self.links = links
         self.owner = owner
         self.lease_seconds = lease_seconds
@@ -146,8 +151,17 @@ class Reconciler:
         with self.db.read() as session:
             found = repo.locks_with_work(session, utcnow())
             if self.drift_check_seconds > 0:
-                found += repo.locks_due_for_check(session, self._checked_before())
+                found += repo.locks_due_for_check(
+                    session, self._checked_before(), self._check_share(session)
+                )
         return list(dict.fromkeys(found))
+
+    def _check_share(self, session: Session) -> int:
+        """How many drift checks one scan starts: every lock once per interval, spread over
+        the interval's scans (locks checked together, e.g. all imported or started at once,
+        would otherwise fall due together, every interval, and crowd out the writes)."""
+        scans = max(self.drift_check_seconds / self.scan_seconds, 1.0)
+        return math.ceil(repo.count_locks(session) / scans) + 1
 
     def _checked_before(self) -> datetime:
         return utcnow() - timedelta(seconds=self.drift_check_seconds)

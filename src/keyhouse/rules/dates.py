@@ -81,11 +81,10 @@ def parse_api_datetime(value: str, field: str) -> datetime:
 
 def format_api_datetime(dt: datetime) -> str:
     """Format as UTC with milliseconds and ``Z``; a naive datetime is taken as UTC."""
-    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-    return (
-        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T"
-        f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}.{dt.microsecond // 1000:03d}Z"
-    )
+    if dt.tzinfo is not UTC:
+        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    # ISO 8601 in C, truncated to milliseconds, "+00:00" spelt "Z".
+    return dt.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def utcnow() -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from keyhouse.rules.dates import utcnow
 from keyhouse.rules.paging import encode_cursor, split_page
 from keyhouse.services.caller import Caller
 from keyhouse.services.lookup import lock_not_found
@@ -32,8 +33,9 @@ def list_smartlocks(
     )
     page, more = split_page(rows, limit) if limit is not None else (rows, False)
     cursor = encode_cursor("lock", (page[-1][0].id,)) if more else None
-    shapes = [smartlock_shape(lock, device) for lock, device in page]
-    imported = [lock.id for lock, _device in page if lock.link != "virtual"]
+    now = utcnow()
+    shapes = [smartlock_shape(lock, device, now) for lock, device in page]
+    imported = [lock.id for lock, _device in page if not lock.virtual]  # from Nuki's cloud
     if imported:
         found = upstream.upstream_of(session, imported)
         shapes = [_as_upstream_says(shape, found.get(shape["smartlockId"])) for shape in shapes]

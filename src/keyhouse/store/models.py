@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from keyhouse.rules.dates import utcnow
+from keyhouse.rules.sync import sync_state
 from keyhouse.store.types import UTCDateTime
 
 
@@ -190,13 +191,7 @@ class SmartlockAuth(Base):
     @property
     def sync_state(self) -> str:
         """deleting, failed (the lock refused this revision), applied, or pending."""
-        if self.deleting:
-            return "deleting"
-        if self.failed_revision is not None and self.failed_revision >= self.revision:
-            return "failed"
-        if self.applied_revision >= self.revision:
-            return "applied"
-        return "pending"
+        return sync_state(self.deleting, self.revision, self.applied_revision, self.failed_revision)
 
 
 class DeviceLease(Base):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, func, or_, select, text, tuple_, update
+from sqlalchemy import Integer, Row, Select, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from keyhouse.rules.ids import new_object_id
@@ -128,6 +129,42 @@ def lock_smartlocks(session: Session, ids: Iterable[int]) -> None:
         ).all()
 
 
+class LockRow(NamedTuple):
+    """A lock as its listing shows it (the model's attribute names)."""
+
+    id: int
+    account_id: int
+    type: int
+    auth_id: int
+    name: str
+    favorite: bool
+    keypad: bool
+    timezone: str
+    virtual: bool
+    nuki_id: str
+    checked_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeviceRow(NamedTuple):
+    """A virtual lock's live state as the lock listing shows it."""
+
+    online: bool
+    state: int
+    trigger: int
+    last_action: int
+    battery_charge: int
+    door_state: int
+
+
+_LOCK_COLUMNS = tuple(getattr(Smartlock, name) for name in LockRow._fields)
+_DEVICE_COLUMNS = (
+    SimulatedLock.smartlock_id,
+    *(getattr(SimulatedLock, name) for name in DeviceRow._fields),
+)
+
+
 def list_locks(
     session: Session,
     account_id: int,
@@ -136,10 +173,43 @@ def list_locks(
     type_: int | None = None,
     after: int | None = None,
     limit: int | None = None,
-) -> Sequence[tuple[Smartlock, SimulatedLock | None]]:
-    """The account's locks by id; from the one after ``after`` (a lock id), at most ``limit``."""
-    query = locks_query(account_id, auth_id=auth_id, type_=type_, after=after, limit=limit)
-    return [(row[0], row[1]) for row in session.execute(query)]
+) -> list[tuple[LockRow, DeviceRow | None]]:
+    """The account's locks by id; from the one after ``after`` (a lock id), at most ``limit``:
+    plain rows, from a statement built once per combination of filters."""
+    statement = _locks_statement(
+        auth_id is not None, type_ is not None, after is not None, limit is not None
+    )
+    params = {"account_id": account_id, "auth_id": auth_id, "type": type_, "after": after}
+    if limit is not None:
+        params["limit"] = limit
+    split = len(_LOCK_COLUMNS)
+    return [
+        (
+            LockRow._make(row[:split]),
+            None if row[split] is None else DeviceRow._make(row[split + 1 :]),
+        )
+        for row in session.connection().execute(statement, params)
+    ]
+
+
+@functools.cache
+def _locks_statement(by_auth: bool, by_type: bool, after: bool, limit: bool) -> Select[Any]:
+    """:func:`locks_query` as plain columns, with bound parameters in place of the values."""
+    query = (
+        select(*_LOCK_COLUMNS, *_DEVICE_COLUMNS)
+        .outerjoin(SimulatedLock, SimulatedLock.smartlock_id == Smartlock.id)
+        .where(Smartlock.account_id == bindparam("account_id"))
+        .order_by(Smartlock.id)
+    )
+    if by_auth:
+        query = query.where(Smartlock.auth_id == bindparam("auth_id"))
+    if by_type:
+        query = query.where(Smartlock.type == bindparam("type"))
+    if after:
+        query = query.where(Smartlock.id > bindparam("after", type_=Smartlock.id.type))
+    if limit:
+        query = query.limit(bindparam("limit", type_=Integer))
+    return query
 
 
 def locks_query(
@@ -236,6 +306,101 @@ def auths_by_ids(
     return found
 
 
+# What a key listing shows (``services.present.auth_shape``), read as plain rows: building ORM
+# objects took more time than the query and the JSON together.
+LISTING_COLUMNS = (
+    SmartlockAuth.id,
+    SmartlockAuth.smartlock_id,
+    SmartlockAuth.account_user_id,
+    SmartlockAuth.auth_id,
+    SmartlockAuth.code,
+    SmartlockAuth.type,
+    SmartlockAuth.name,
+    SmartlockAuth.enabled,
+    SmartlockAuth.remote_allowed,
+    SmartlockAuth.lock_count,
+    SmartlockAuth.allowed_from_date,
+    SmartlockAuth.allowed_until_date,
+    SmartlockAuth.allowed_week_days,
+    SmartlockAuth.allowed_from_time,
+    SmartlockAuth.allowed_until_time,
+    SmartlockAuth.last_active_date,
+    SmartlockAuth.created_at,
+    SmartlockAuth.updated_at,
+    SmartlockAuth.operation_id,
+    SmartlockAuth.error,
+    SmartlockAuth.smart_actions_enabled,
+    SmartlockAuth.revision,
+    SmartlockAuth.applied_revision,
+    SmartlockAuth.failed_revision,
+    SmartlockAuth.deleting,
+    SmartlockAuth.verified_at,
+)
+
+
+def list_auth_rows(
+    session: Session,
+    account_id: int,
+    *,
+    smartlock_id: int | None = None,
+    types: Sequence[int] | None = None,
+    account_user_id: int | None = None,
+    without_user: bool = False,
+    after: tuple[Any, ...] | None = None,
+    limit: int | None = None,
+) -> Sequence[Row[Any]]:
+    """:func:`list_auths` as plain rows of ``LISTING_COLUMNS`` (named like the model's
+    attributes), for the listings: one statement built once per combination of filters, run
+    on the session's connection (building it per request cost as much as running it)."""
+    statement = _listing_statement(
+        smartlock_id is not None,
+        bool(types),
+        account_user_id is not None,
+        without_user,
+        after is not None,
+        limit is not None,
+    )
+    params: dict[str, Any] = {"account_id": account_id}
+    if smartlock_id is not None:
+        params["smartlock_id"] = smartlock_id
+    if types:
+        params["types"] = list(types)
+    if account_user_id is not None:
+        params["account_user_id"] = account_user_id
+    if after is not None:
+        params["after_lock"], params["after_created"], params["after_id"] = after
+    if limit is not None:
+        params["limit"] = limit
+    return session.connection().execute(statement, params).all()
+
+
+@functools.cache
+def _listing_statement(
+    by_lock: bool, by_types: bool, by_user: bool, without_user: bool, after: bool, limit: bool
+) -> Select[Any]:
+    """:func:`auths_query` with bound parameters in place of the values."""
+    query = select(*LISTING_COLUMNS).where(SmartlockAuth.account_id == bindparam("account_id"))
+    if by_lock:
+        query = query.where(SmartlockAuth.smartlock_id == bindparam("smartlock_id"))
+    if by_types:
+        query = query.where(SmartlockAuth.type.in_(bindparam("types", expanding=True)))
+    if by_user:
+        query = query.where(SmartlockAuth.account_user_id == bindparam("account_user_id"))
+    if without_user:
+        query = query.where(SmartlockAuth.account_user_id.is_(None))
+    if after:
+        cursor = (
+            bindparam("after_lock", type_=SmartlockAuth.smartlock_id.type),
+            bindparam("after_created", type_=SmartlockAuth.created_at.type),
+            bindparam("after_id", type_=SmartlockAuth.id.type),
+        )
+        query = query.where(tuple_(*AUTH_ORDER) > tuple_(*cursor))
+    query = query.order_by(*AUTH_ORDER)
+    if limit:
+        query = query.limit(bindparam("limit", type_=Integer))
+    return query
+
+
 def list_auths(
     session: Session,
     account_id: int,
@@ -294,7 +459,7 @@ def auths_query(
 AUTH_ORDER = (SmartlockAuth.smartlock_id, SmartlockAuth.created_at, SmartlockAuth.id)
 
 
-def auth_sort_key(row: SmartlockAuth) -> tuple[int, datetime, str]:
+def auth_sort_key(row: SmartlockAuth | Row[Any]) -> tuple[int, datetime, str]:
     """Where ``row`` stands in every key listing (the values of ``AUTH_ORDER``)."""
     return (row.smartlock_id, row.created_at, row.id)
 
@@ -380,15 +545,24 @@ def _not_failed():  # type: ignore[no-untyped-def]
     )
 
 
-def locks_due_for_check(session: Session, checked_before: datetime) -> list[int]:
-    """Locks whose holdings were last compared with the keys before ``checked_before``."""
-    return list(
-        session.scalars(
-            select(Smartlock.id).where(
-                or_(Smartlock.checked_at.is_(None), Smartlock.checked_at < checked_before)
-            )
-        )
+def locks_due_for_check(
+    session: Session, checked_before: datetime, limit: int | None = None
+) -> list[int]:
+    """Locks whose holdings were last compared with the keys before ``checked_before``, the
+    longest unchecked first, at most ``limit``."""
+    query = (
+        select(Smartlock.id)
+        .where(or_(Smartlock.checked_at.is_(None), Smartlock.checked_at < checked_before))
+        .order_by(Smartlock.checked_at.asc().nulls_first(), Smartlock.id)
     )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def count_locks(session: Session) -> int:
+    """How many locks this store holds, in every account (the reconciler's share of checks)."""
+    return session.scalar(select(func.count()).select_from(Smartlock)) or 0
 
 
 def check_due(session: Session, smartlock_id: int, checked_before: datetime) -> bool:
