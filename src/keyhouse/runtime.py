@@ -50,7 +50,9 @@ class Runtime:
         # Whether this process brings locks up to date and sends mail (see the module's text).
         self.background = background
         secure_data_folder(settings.data)  # 0700, its secrets 0600 (tightened if looser)
-        self.db = Database(settings.resolved_database_url)
+        self.db = Database(
+            settings.resolved_database_url, reconciler_sync=settings.sqlite_reconciler_sync
+        )
         # The simulator; the emulator API and the admin CLI speak to it directly.
         self.link = VirtualLockLink(
             self.db,

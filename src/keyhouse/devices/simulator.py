@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from keyhouse.devices.link import (
@@ -84,8 +84,12 @@ class VirtualLockLink:
     # --- reaching the device ------------------------------------------------------------------
 
     @contextmanager
-    def _reach(self, smartlock_id: int) -> Iterator[tuple[Session, SimulatedLock]]:
-        """The device's own rows, after its latency; unreachable when offline or flaky."""
+    def _reach(
+        self, smartlock_id: int, *, durable: bool = True
+    ) -> Iterator[tuple[Session, SimulatedLock]]:
+        """The device's own rows, after its latency; unreachable when offline or flaky.
+        ``durable=False`` for key changes: the reconciler's bookkeeping (see
+        ``Database.session``); a lost one is sent again."""
         with self.db.read() as session:
             device = session.get(SimulatedLock, smartlock_id)
             delay = (device.latency_ms if device else 0) + self.latency_ms
@@ -101,7 +105,7 @@ class VirtualLockLink:
                 )
         if self.flakiness and random.random() < self.flakiness:
             raise DeviceUnreachable(f"virtual lock {smartlock_id} did not answer (flakiness)")
-        with self.db.session() as session:
+        with self.db.session(durable=durable) as session:
             device = session.get(SimulatedLock, smartlock_id)
             if device is None or not device.online:
                 raise DeviceUnreachable(f"virtual lock {smartlock_id} is offline")
@@ -131,12 +135,16 @@ class VirtualLockLink:
         device.fence = fence
 
     def _put(self, smartlock_id: int, auth_key: str, data: dict[str, Any], fence: int) -> int:
-        with self._reach(smartlock_id) as (session, device):
+        with self._reach(smartlock_id, durable=False) as (session, device):
             if device.fault == "busy":
                 raise DeviceRejected("45", "the lock is busy")
             self._fenced(device, fence)
-            rows = session.scalars(
-                select(SimulatedAuth).where(SimulatedAuth.smartlock_id == smartlock_id)
+            # The lock's table as plain rows (slot, key, data): no ORM objects to build.
+            table = SimulatedAuth.__table__
+            rows = session.execute(
+                select(table.c.slot, table.c.auth_key, table.c.data).where(
+                    table.c.smartlock_id == smartlock_id
+                )
             ).all()
             mine = next((r for r in rows if r.auth_key == auth_key), None)
             others = [r for r in rows if r.auth_key != auth_key]
@@ -150,22 +158,25 @@ class VirtualLockLink:
                 if mine is None and codes >= MAX_KEYPAD_CODES_PER_LOCK:
                     raise DeviceRejected("13", "the keypad holds 100 codes already")
             if mine is not None:
-                mine.data = dict(data)
-                mine.writes += 1
-                return mine.slot
+                session.execute(
+                    update(table)
+                    .where(table.c.smartlock_id == smartlock_id, table.c.slot == mine.slot)
+                    .values(data=dict(data), writes=table.c.writes + 1)
+                )
+                return int(mine.slot)
             if len(others) >= MAX_AUTHS_PER_LOCK or device.fault == "full":
                 raise DeviceRejected("13", "the lock holds 200 authorizations already")
             used = {r.slot for r in rows}
             slot = next(s for s in range(FIRST_KEY_SLOT, FIRST_KEY_SLOT + 10_000) if s not in used)
-            session.add(
-                SimulatedAuth(
+            session.execute(
+                insert(table).values(
                     smartlock_id=smartlock_id, slot=slot, auth_key=auth_key, data=data, writes=1
                 )
             )
             return slot
 
     def remove(self, smartlock_id: int, key_id: str, ref: str | None, fence: int = 0) -> None:
-        with self._reach(smartlock_id) as (session, device):
+        with self._reach(smartlock_id, durable=False) as (session, device):
             if device.fault == "busy":
                 raise DeviceRejected("45", "the lock is busy")
             self._fenced(device, fence)

@@ -91,6 +91,23 @@ def release(session: Session, smartlock_id: int, owner: str, epoch: int) -> None
     )
 
 
+def let_go(session: Session, smartlock_id: int, owner: str, epoch: int) -> bool:
+    """Release a lease still held (same owner and epoch, not expired), in a transaction that
+    also records under it; False if it was lost (then nothing may be recorded)."""
+    held = session.execute(
+        update(DeviceLease)
+        .where(
+            DeviceLease.smartlock_id == smartlock_id,
+            DeviceLease.owner == owner,
+            DeviceLease.epoch == epoch,
+            DeviceLease.expires_at >= db_now(session),
+        )
+        .values(expires_at=0.0)
+        .execution_options(synchronize_session=False)
+    )
+    return held.rowcount == 1
+
+
 def holder(session: Session, smartlock_id: int) -> tuple[str, int, bool] | None:
     """(owner, epoch, still valid) of the lock's lease, for tests and the admin view."""
     row = session.execute(
