@@ -8,6 +8,7 @@ waits for its locks by looking at the keys' state in the database.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Iterable
@@ -202,11 +203,25 @@ class Runtime:
                     return False
                 await asyncio.sleep(CONFIRM_POLL_SECONDS)
             return True
-        while ids and self.device_worker.busy_with(ids):
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.002)
-        return True
+        if not ids:
+            return True
+        # Woken by the worker thread that finishes the last of the locks (no polling: a
+        # waiting request costs the event loop nothing).
+        loop = asyncio.get_running_loop()
+        idle = asyncio.Event()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(idle.set)
+
+        cancel = self.device_worker.on_idle(ids, wake)
+        try:
+            await asyncio.wait_for(idle.wait(), max(deadline - time.monotonic(), 0))
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            cancel()
 
     def after_commit(self, lock_ids: Iterable[int], mails: int = 0) -> bool:
         """Hand queued work to the workers; wait a moment for the locks to confirm.
