@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, case, delete, literal, null, select, update
 
 from keyhouse.devices.link import DeviceRejected, DeviceUnreachable
 from keyhouse.devices.links import Links
@@ -394,23 +394,31 @@ class Reconciler:
     def _placed(self, key: SmartlockAuth, lease: Lease, ref: str, auth_id: int | None) -> _After:
         # Where the key is on the lock is recorded whatever happened meanwhile (a tombstone's
         # removal needs it); the revision only where it is news and the key is still live.
+        # One UPDATE: the revision's columns change only where ``news`` holds.
+        news = and_(
+            SmartlockAuth.applied_revision < key.revision, SmartlockAuth.deleting.is_(False)
+        )
+        columns = SmartlockAuth.__table__.c
+
+        def if_news(column: Any, value: Any) -> Any:
+            then = null() if value is None else literal(value, column.type)
+            return case((news, then), else_=column)
+
         return self._record(
             lease,
             key,
             (
-                ({"device_ref": ref, "auth_id": auth_id}, ()),
                 (
                     {
-                        "applied_revision": key.revision,
-                        "error": None,
-                        "retry_at": None,
-                        "attempts": 0,
-                        "verified_at": utcnow(),
+                        "device_ref": ref,
+                        "auth_id": auth_id,
+                        "applied_revision": if_news(columns.applied_revision, key.revision),
+                        "error": if_news(columns.error, None),
+                        "retry_at": if_news(columns.retry_at, None),
+                        "attempts": if_news(columns.attempts, 0),
+                        "verified_at": if_news(columns.verified_at, utcnow()),
                     },
-                    (
-                        SmartlockAuth.applied_revision < key.revision,
-                        SmartlockAuth.deleting.is_(False),
-                    ),
+                    (),
                 ),
             ),
             what=f"recording key {key.id}",
