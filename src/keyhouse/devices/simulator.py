@@ -90,26 +90,41 @@ class VirtualLockLink:
         """The device's own rows, after its latency; unreachable when offline or flaky.
         ``durable=False`` for key changes: the reconciler's bookkeeping (see
         ``Database.session``); a lost one is sent again."""
-        with self.db.read() as session:
-            device = session.get(SimulatedLock, smartlock_id)
-            delay = (device.latency_ms if device else 0) + self.latency_ms
-        if delay:
-            # The latency is waited out on an event, never a bare sleep: a call gives up after
-            # the link's timeout, and at once when the process shuts down.
-            waited = min(delay / 1000, self.timeout_seconds)
-            if self.closing.wait(waited):
-                raise DeviceUnreachable(f"virtual lock {smartlock_id}: the server is stopping")
-            if delay / 1000 > self.timeout_seconds:
-                raise DeviceUnreachable(
-                    f"virtual lock {smartlock_id} did not answer within {self.timeout_seconds:g} s"
-                )
-        if self.flakiness and random.random() < self.flakiness:
-            raise DeviceUnreachable(f"virtual lock {smartlock_id} did not answer (flakiness)")
+        if not self.latency_ms:
+            # The device's own latency is read in the write session: a device without one
+            # (the usual case) is reached in that one session, without a read before it.
+            with self.db.session(durable=durable) as session:
+                device = session.get(SimulatedLock, smartlock_id)
+                if device is None or not device.latency_ms:
+                    self._answering(smartlock_id, device)
+                    yield session, device
+                    return
+                delay = device.latency_ms  # nothing written: left at once, to wait outside
+        else:
+            with self.db.read() as session:
+                device = session.get(SimulatedLock, smartlock_id)
+                delay = (device.latency_ms if device else 0) + self.latency_ms
+        # The latency is waited out on an event, never a bare sleep: a call gives up after
+        # the link's timeout, and at once when the process shuts down.
+        waited = min(delay / 1000, self.timeout_seconds)
+        if self.closing.wait(waited):
+            raise DeviceUnreachable(f"virtual lock {smartlock_id}: the server is stopping")
+        if delay / 1000 > self.timeout_seconds:
+            raise DeviceUnreachable(
+                f"virtual lock {smartlock_id} did not answer within {self.timeout_seconds:g} s"
+            )
         with self.db.session(durable=durable) as session:
             device = session.get(SimulatedLock, smartlock_id)
-            if device is None or not device.online:
-                raise DeviceUnreachable(f"virtual lock {smartlock_id} is offline")
+            self._answering(smartlock_id, device)
+            assert device is not None
             yield session, device
+
+    def _answering(self, smartlock_id: int, device: SimulatedLock | None) -> None:
+        """Unreachable when flaky this time, missing, or offline."""
+        if self.flakiness and random.random() < self.flakiness:
+            raise DeviceUnreachable(f"virtual lock {smartlock_id} did not answer (flakiness)")
+        if device is None or not device.online:
+            raise DeviceUnreachable(f"virtual lock {smartlock_id} is offline")
 
     # --- authorizations -------------------------------------------------------------------------
 
