@@ -154,23 +154,30 @@ class VirtualLockLink:
             if device.fault == "busy":
                 raise DeviceRejected("45", "the lock is busy")
             self._fenced(device, fence)
-            # The lock's table as plain rows (slot, key, data): no ORM objects to build.
+            # The lock's table as plain rows (slot, key): no ORM objects to build, and no JSON
+            # to decode but the keypad codes' (read only for a keypad code).
             table = SimulatedAuth.__table__
             rows = session.execute(
-                select(table.c.slot, table.c.auth_key, table.c.data).where(
-                    table.c.smartlock_id == smartlock_id
-                )
+                select(table.c.slot, table.c.auth_key).where(table.c.smartlock_id == smartlock_id)
             ).all()
             mine = next((r for r in rows if r.auth_key == auth_key), None)
             others = [r for r in rows if r.auth_key != auth_key]
             if data.get("type") == KEYPAD_CODE_TYPE:
                 if not device.keypad:
                     raise DeviceRejected("2B", "no keypad is paired with this lock")
-                taken = any(r.data.get("code") == data.get("code") for r in others)
-                if taken or device.fault == "codeExists":
+                codes = [
+                    code
+                    for key, code in session.execute(
+                        select(table.c.auth_key, table.c.data["code"].as_integer()).where(
+                            table.c.smartlock_id == smartlock_id,
+                            table.c.data["type"].as_integer() == KEYPAD_CODE_TYPE,
+                        )
+                    )
+                    if key != auth_key
+                ]
+                if data.get("code") in codes or device.fault == "codeExists":
                     raise DeviceRejected("2A", "keypad code already exists")
-                codes = sum(1 for r in others if r.data.get("type") == KEYPAD_CODE_TYPE)
-                if mine is None and codes >= MAX_KEYPAD_CODES_PER_LOCK:
+                if mine is None and len(codes) >= MAX_KEYPAD_CODES_PER_LOCK:
                     raise DeviceRejected("13", "the keypad holds 100 codes already")
             if mine is not None:
                 session.execute(

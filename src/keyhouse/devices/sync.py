@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, literal, null, select, update
+from sqlalchemy import Row, and_, case, delete, literal, null, select, update
 
 from keyhouse.devices.link import DeviceRejected, DeviceUnreachable
 from keyhouse.devices.links import Links
@@ -41,6 +41,8 @@ from keyhouse.store.database import Database
 from keyhouse.store.models import Smartlock, SmartlockAuth, SmartlockLog
 
 log = logging.getLogger(__name__)
+# A key as the reconciler reads it (``repo.next_work``): its columns by name, no ORM object.
+Key = Row[Any]
 
 # Device errors that mean "not now" rather than "no": the key stays pending and is retried.
 RETRYABLE_DEVICE_ERRORS = {"45"}  # BUSY
@@ -50,7 +52,7 @@ STATUS_MISMATCH, TRIGGER_SYSTEM = 209, 0
 RETRY_MAX_SECONDS = 300.0
 
 
-def desired_payload(row: SmartlockAuth) -> dict[str, Any]:
+def desired_payload(row: SmartlockAuth | Key) -> dict[str, Any]:
     """The key as the lock needs it, from the row as it is now."""
 
     def date(value: datetime | None) -> str | None:
@@ -121,7 +123,7 @@ class _After:
     """What a recording transaction found: the lock's next key to bring (None: nothing left,
     or not looked for), and whether it let the lease go (it does when nothing was left)."""
 
-    key: SmartlockAuth | None
+    key: Key | None
     released: bool
 
 
@@ -196,21 +198,18 @@ class Reconciler:
                     self._release(lease)
             return done
 
-    def _acquire_for_work(
-        self, smartlock_id: int, check: bool
-    ) -> tuple[Lease, SmartlockAuth | None] | None:
+    def _acquire_for_work(self, smartlock_id: int, check: bool) -> tuple[Lease, Key | None] | None:
         """The lock's lease and its first key to bring, in one transaction; None when the lease
         is held by another process, or when there is nothing to do (no work, no drift check
         due: then no lease is taken at all)."""
         begin = time.monotonic()
 
-        def work(session: Any) -> tuple[int | None, SmartlockAuth | None] | None:
+        def work(session: Any) -> tuple[int | None, Key | None] | None:
             key = None
             if not check:
                 key = repo.next_work(session, smartlock_id, utcnow())
                 if key is None:
                     return None
-                session.expunge(key)
             return leases.acquire(session, smartlock_id, self.owner, self.lease_seconds), key
 
         found = self.db.transaction(
@@ -282,7 +281,7 @@ class Reconciler:
             raise LeaseLost(lease.smartlock_id)
         lease.renewed = begin
 
-    def _drain(self, lease: Lease, key: SmartlockAuth | None) -> tuple[bool, int]:
+    def _drain(self, lease: Lease, key: Key | None) -> tuple[bool, int]:
         """(whether the lease was let go with nothing left, how many keys went through),
         starting with ``key`` (None: look under the lease). Each recorded outcome reads the
         next key in its own transaction, and lets the lease go there when none is left."""
@@ -304,7 +303,7 @@ class Reconciler:
             key = after.key
         return False, done  # not reached: a recording transaction without a next key lets go
 
-    def _apply(self, key: SmartlockAuth, lease: Lease) -> _After | None:
+    def _apply(self, key: Key, lease: Lease) -> _After | None:
         """Bring one key to its lock; what follows, or None when the lock can take nothing
         more now (the lease is still held)."""
         link = self.links.of(key.smartlock_id)
@@ -340,7 +339,7 @@ class Reconciler:
     def _record(
         self,
         lease: Lease,
-        key: SmartlockAuth | None,
+        key: Key | None,
         changes: tuple[tuple[dict[str, Any], tuple[Any, ...]], ...],
         *,
         remove: bool = False,
@@ -379,8 +378,6 @@ class Reconciler:
                 )
             if not held:
                 raise LeaseLost(smartlock_id)
-            if following is not None:
-                session.expunge(following)
             return _After(following, go_on and following is None)
 
         begin = time.monotonic()
@@ -391,7 +388,7 @@ class Reconciler:
         lease.renewed = begin
         return after
 
-    def _placed(self, key: SmartlockAuth, lease: Lease, ref: str, auth_id: int | None) -> _After:
+    def _placed(self, key: Key, lease: Lease, ref: str, auth_id: int | None) -> _After:
         # Where the key is on the lock is recorded whatever happened meanwhile (a tombstone's
         # removal needs it); the revision only where it is news and the key is still live.
         # One UPDATE: the revision's columns change only where ``news`` holds.
@@ -424,10 +421,10 @@ class Reconciler:
             what=f"recording key {key.id}",
         )
 
-    def _removed(self, key: SmartlockAuth, lease: Lease) -> _After:
+    def _removed(self, key: Key, lease: Lease) -> _After:
         return self._record(lease, key, (), remove=True, what=f"removing key {key.id}")
 
-    def _refused(self, key: SmartlockAuth, lease: Lease, reason: str) -> _After:
+    def _refused(self, key: Key, lease: Lease, reason: str) -> _After:
         log.info("lock %s refused key %s: %s", key.smartlock_id, key.id, reason)
         return self._record(
             lease,
@@ -441,9 +438,7 @@ class Reconciler:
             what=f"recording key {key.id}",
         )
 
-    def _later(
-        self, key: SmartlockAuth, lease: Lease, reason: str | None, *, go_on: bool = True
-    ) -> _After:
+    def _later(self, key: Key, lease: Lease, reason: str | None, *, go_on: bool = True) -> _After:
         """Not now: try this key again after a backoff (it stays pending or deleting)."""
         attempts = key.attempts + 1
         values: dict[str, Any] = {
