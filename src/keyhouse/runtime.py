@@ -8,6 +8,7 @@ waits for its locks by looking at the keys' state in the database.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -55,7 +56,9 @@ class Runtime:
         # Whether this process brings locks up to date and sends mail (see the module's text).
         self.background = background
         secure_data_folder(settings.data)  # 0700, its secrets 0600 (tightened if looser)
-        self.db = Database(settings.resolved_database_url)
+        self.db = Database(
+            settings.resolved_database_url, reconciler_sync=settings.sqlite_reconciler_sync
+        )
         # The simulator; the emulator API and the admin CLI speak to it directly.
         self.link = VirtualLockLink(
             self.db,
@@ -220,11 +223,25 @@ class Runtime:
                     return False
                 await asyncio.sleep(CONFIRM_POLL_SECONDS)
             return True
-        while ids and self.device_worker.busy_with(ids):
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.002)
-        return True
+        if not ids:
+            return True
+        # Woken by the worker thread that finishes the last of the locks (no polling: a
+        # waiting request costs the event loop nothing).
+        loop = asyncio.get_running_loop()
+        idle = asyncio.Event()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(idle.set)
+
+        cancel = self.device_worker.on_idle(ids, wake)
+        try:
+            await asyncio.wait_for(idle.wait(), max(deadline - time.monotonic(), 0))
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            cancel()
 
     def after_commit(self, lock_ids: Iterable[int], mails: int = 0) -> bool:
         """Hand queued work to the workers; wait a moment for the locks to confirm.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     actions_per_lock: int = Field(default=4, ge=1, le=64)
     # How many locks this process brings up to date at once (a slow lock holds one of them).
     device_threads: int = Field(default=8, ge=1, le=256)
+    # SQLite: how the reconciler's own bookkeeping commits (leases, recorded outcomes, the
+    # virtual locks' tables). "normal": no fsync per commit; a power cut may lose the last of
+    # them, which only sends those keys again (see store/database.py). "full": every commit
+    # synced. What a client is told is stored always commits with synchronous=FULL.
+    sqlite_reconciler_sync: Literal["normal", "full"] = "normal"
     # Mail: the first retry's delay (doubling up to 5 min), and how long a sender may hold a
     # message before it counts as dead (longer than any SMTP exchange: 10 s per step).
     mail_retry_seconds: float = 2.0

@@ -36,6 +36,8 @@ class Worker:
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._scanner: threading.Thread | None = None
+        # Callbacks waiting for keys to be neither queued nor handled (see ``on_idle``).
+        self._waiters: list[tuple[frozenset[Hashable], Callable[[], object]]] = []
 
     def start(self) -> None:
         self._stopping = False
@@ -53,6 +55,9 @@ class Worker:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+            waiters, self._waiters = self._waiters, []
+        for _keys, callback in waiters:
+            callback()
         for thread in [*self._threads, *([self._scanner] if self._scanner else [])]:
             thread.join(timeout)
         self._threads = []
@@ -70,6 +75,37 @@ class Worker:
         wanted = set(keys)
         with self._cond:
             return bool(wanted & (set(self._queued) | self._busy)) and not self._stopping
+
+    def on_idle(
+        self, keys: Iterable[Hashable], callback: Callable[[], object]
+    ) -> Callable[[], None]:
+        """Call ``callback()`` once none of ``keys`` is queued or being handled (at once, in
+        this thread, if none is now; else from the worker thread that finishes the last, so it
+        must be quick, e.g. ``loop.call_soon_threadsafe``). Returns a function that cancels it."""
+        entry = (frozenset(keys), callback)
+        with self._cond:
+            idle = self._stopping or not (entry[0] & (set(self._queued) | self._busy))
+            if not idle:
+                self._waiters.append(entry)
+        if idle:
+            callback()
+
+        def cancel() -> None:
+            with self._cond:
+                if entry in self._waiters:
+                    self._waiters.remove(entry)
+
+        return cancel
+
+    def _idle_waiters(self) -> list[Callable[[], object]]:
+        """The waiters whose keys are all done now, taken off the list (condition held)."""
+        if not self._waiters:
+            return []
+        pending = set(self._queued) | self._busy
+        done = [entry for entry in self._waiters if not (entry[0] & pending)]
+        for entry in done:
+            self._waiters.remove(entry)
+        return [callback for _keys, callback in done]
 
     def wait(self, keys: Iterable[Hashable], timeout: float) -> bool:
         """Wait until none of ``keys`` is queued or being handled; False on timeout."""
@@ -122,6 +158,12 @@ class Worker:
                 with self._cond:
                     self._busy.discard(key)
                     self._cond.notify_all()
+                    ready = self._idle_waiters()
+                for callback in ready:
+                    try:
+                        callback()
+                    except Exception:
+                        log.exception("%s: a waiter for %r failed", self.name, key)
 
 
 class InFlight:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from keyhouse.devices.link import (
@@ -84,28 +84,47 @@ class VirtualLockLink:
     # --- reaching the device ------------------------------------------------------------------
 
     @contextmanager
-    def _reach(self, smartlock_id: int) -> Iterator[tuple[Session, SimulatedLock]]:
-        """The device's own rows, after its latency; unreachable when offline or flaky."""
-        with self.db.read() as session:
+    def _reach(
+        self, smartlock_id: int, *, durable: bool = True
+    ) -> Iterator[tuple[Session, SimulatedLock]]:
+        """The device's own rows, after its latency; unreachable when offline or flaky.
+        ``durable=False`` for key changes: the reconciler's bookkeeping (see
+        ``Database.session``); a lost one is sent again."""
+        if not self.latency_ms:
+            # The device's own latency is read in the write session: a device without one
+            # (the usual case) is reached in that one session, without a read before it.
+            with self.db.session(durable=durable) as session:
+                device = session.get(SimulatedLock, smartlock_id)
+                if device is None or not device.latency_ms:
+                    self._answering(smartlock_id, device)
+                    yield session, device
+                    return
+                delay = device.latency_ms  # nothing written: left at once, to wait outside
+        else:
+            with self.db.read() as session:
+                device = session.get(SimulatedLock, smartlock_id)
+                delay = (device.latency_ms if device else 0) + self.latency_ms
+        # The latency is waited out on an event, never a bare sleep: a call gives up after
+        # the link's timeout, and at once when the process shuts down.
+        waited = min(delay / 1000, self.timeout_seconds)
+        if self.closing.wait(waited):
+            raise DeviceUnreachable(f"virtual lock {smartlock_id}: the server is stopping")
+        if delay / 1000 > self.timeout_seconds:
+            raise DeviceUnreachable(
+                f"virtual lock {smartlock_id} did not answer within {self.timeout_seconds:g} s"
+            )
+        with self.db.session(durable=durable) as session:
             device = session.get(SimulatedLock, smartlock_id)
-            delay = (device.latency_ms if device else 0) + self.latency_ms
-        if delay:
-            # The latency is waited out on an event, never a bare sleep: a call gives up after
-            # the link's timeout, and at once when the process shuts down.
-            waited = min(delay / 1000, self.timeout_seconds)
-            if self.closing.wait(waited):
-                raise DeviceUnreachable(f"virtual lock {smartlock_id}: the server is stopping")
-            if delay / 1000 > self.timeout_seconds:
-                raise DeviceUnreachable(
-                    f"virtual lock {smartlock_id} did not answer within {self.timeout_seconds:g} s"
-                )
+            self._answering(smartlock_id, device)
+            assert device is not None
+            yield session, device
+
+    def _answering(self, smartlock_id: int, device: SimulatedLock | None) -> None:
+        """Unreachable when flaky this time, missing, or offline."""
         if self.flakiness and random.random() < self.flakiness:
             raise DeviceUnreachable(f"virtual lock {smartlock_id} did not answer (flakiness)")
-        with self.db.session() as session:
-            device = session.get(SimulatedLock, smartlock_id)
-            if device is None or not device.online:
-                raise DeviceUnreachable(f"virtual lock {smartlock_id} is offline")
-            yield session, device
+        if device is None or not device.online:
+            raise DeviceUnreachable(f"virtual lock {smartlock_id} is offline")
 
     # --- authorizations -------------------------------------------------------------------------
 
@@ -131,41 +150,55 @@ class VirtualLockLink:
         device.fence = fence
 
     def _put(self, smartlock_id: int, auth_key: str, data: dict[str, Any], fence: int) -> int:
-        with self._reach(smartlock_id) as (session, device):
+        with self._reach(smartlock_id, durable=False) as (session, device):
             if device.fault == "busy":
                 raise DeviceRejected("45", "the lock is busy")
             self._fenced(device, fence)
-            rows = session.scalars(
-                select(SimulatedAuth).where(SimulatedAuth.smartlock_id == smartlock_id)
+            # The lock's table as plain rows (slot, key): no ORM objects to build, and no JSON
+            # to decode but the keypad codes' (read only for a keypad code).
+            table = SimulatedAuth.__table__
+            rows = session.execute(
+                select(table.c.slot, table.c.auth_key).where(table.c.smartlock_id == smartlock_id)
             ).all()
             mine = next((r for r in rows if r.auth_key == auth_key), None)
             others = [r for r in rows if r.auth_key != auth_key]
             if data.get("type") == KEYPAD_CODE_TYPE:
                 if not device.keypad:
                     raise DeviceRejected("2B", "no keypad is paired with this lock")
-                taken = any(r.data.get("code") == data.get("code") for r in others)
-                if taken or device.fault == "codeExists":
+                codes = [
+                    code
+                    for key, code in session.execute(
+                        select(table.c.auth_key, table.c.data["code"].as_integer()).where(
+                            table.c.smartlock_id == smartlock_id,
+                            table.c.data["type"].as_integer() == KEYPAD_CODE_TYPE,
+                        )
+                    )
+                    if key != auth_key
+                ]
+                if data.get("code") in codes or device.fault == "codeExists":
                     raise DeviceRejected("2A", "keypad code already exists")
-                codes = sum(1 for r in others if r.data.get("type") == KEYPAD_CODE_TYPE)
-                if mine is None and codes >= MAX_KEYPAD_CODES_PER_LOCK:
+                if mine is None and len(codes) >= MAX_KEYPAD_CODES_PER_LOCK:
                     raise DeviceRejected("13", "the keypad holds 100 codes already")
             if mine is not None:
-                mine.data = dict(data)
-                mine.writes += 1
-                return mine.slot
+                session.execute(
+                    update(table)
+                    .where(table.c.smartlock_id == smartlock_id, table.c.slot == mine.slot)
+                    .values(data=dict(data), writes=table.c.writes + 1)
+                )
+                return int(mine.slot)
             if len(others) >= MAX_AUTHS_PER_LOCK or device.fault == "full":
                 raise DeviceRejected("13", "the lock holds 200 authorizations already")
             used = {r.slot for r in rows}
             slot = next(s for s in range(FIRST_KEY_SLOT, FIRST_KEY_SLOT + 10_000) if s not in used)
-            session.add(
-                SimulatedAuth(
+            session.execute(
+                insert(table).values(
                     smartlock_id=smartlock_id, slot=slot, auth_key=auth_key, data=data, writes=1
                 )
             )
             return slot
 
     def remove(self, smartlock_id: int, key_id: str, ref: str | None, fence: int = 0) -> None:
-        with self._reach(smartlock_id) as (session, device):
+        with self._reach(smartlock_id, durable=False) as (session, device):
             if device.fault == "busy":
                 raise DeviceRejected("45", "the lock is busy")
             self._fenced(device, fence)

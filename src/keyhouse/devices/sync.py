@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, and_, case, delete, literal, null, select, update
 from sqlalchemy.orm import Session
 
 from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, NotDriven
@@ -43,6 +43,8 @@ from keyhouse.store.database import Database
 from keyhouse.store.models import Smartlock, SmartlockAuth, SmartlockLog
 
 log = logging.getLogger(__name__)
+# A key as the reconciler reads it (``repo.next_work``): its columns by name, no ORM object.
+Key = Row[Any]
 
 # Device errors that mean "not now" rather than "no": the key stays pending and is retried.
 RETRYABLE_DEVICE_ERRORS = {"45"}  # BUSY
@@ -52,7 +54,7 @@ STATUS_MISMATCH, TRIGGER_SYSTEM = 209, 0
 RETRY_MAX_SECONDS = 300.0
 
 
-def desired_payload(row: SmartlockAuth) -> dict[str, Any]:
+def desired_payload(row: SmartlockAuth | Key) -> dict[str, Any]:
     """The key as the lock needs it, from the row as it is now."""
 
     def date(value: datetime | None) -> str | None:
@@ -118,6 +120,15 @@ class Lease:
     renewed: float = 0.0
 
 
+@dataclass
+class _After:
+    """What a recording transaction found: the lock's next key to bring (None: nothing left,
+    or not looked for), and whether it let the lease go (it does when nothing was left)."""
+
+    key: Key | None
+    released: bool
+
+
 class Reconciler:
     """Brings locks to the server's keys: for each lock, one reconciler at a time across all
     processes (a lease), one thread at a time within this process (a guard)."""
@@ -175,41 +186,65 @@ class Reconciler:
     def reconcile(self, smartlock_id: int) -> int:
         """Send the lock what it lacks until nothing is left or the lock can't take more now;
         returns how many keys went through. Does nothing while another process holds the
-        lock's lease (it does the work; it looks again after it lets the lease go)."""
+        lock's lease (it does the work: it lets the lease go only in the transaction that
+        finds nothing left, so work committed before that is its own)."""
         done = 0
         with self._guard_for(smartlock_id):
-            while True:
-                lease = self._acquire(smartlock_id)
-                if lease is None:
-                    return done
-                finished = False
-                try:
-                    if self._check_due(smartlock_id):
-                        try:
-                            done += self._repair(self.links.of(smartlock_id), lease)
-                        except DeviceUnreachable as exc:
-                            log.info("drift check of lock %s: unreachable (%s)", smartlock_id, exc)
-                    finished, count = self._drain(lease)
-                    done += count
-                except LeaseLost:
-                    log.info("lease on lock %s lost; another process goes on", smartlock_id)
-                    return done
-                finally:
+            check = self._check_due(smartlock_id)
+            taken = self._acquire_for_work(smartlock_id, check)
+            if taken is None:
+                return done
+            lease, key = taken
+            released = False
+            try:
+                if check:
+                    try:
+                        done += self._repair(self.links.of(smartlock_id), lease)
+                    except DeviceUnreachable as exc:
+                        log.info("drift check of lock %s: unreachable (%s)", smartlock_id, exc)
+                released, count = self._drain(lease, key)
+                done += count
+            except LeaseLost:
+                log.info("lease on lock %s lost; another process goes on", smartlock_id)
+                released = True  # nothing of ours to let go
+            finally:
+                if not released:
                     self._release(lease)
-                # Work committed while we held the lease may have been handed to another
-                # process that found the lease taken: look once more now that it is free.
-                if not finished or not self._has_work(smartlock_id):
-                    return done
+            return done
 
-    def _has_work(self, smartlock_id: int) -> bool:
-        with self.db.read() as session:
-            return repo.next_work(session, smartlock_id, utcnow()) is not None
+    def _acquire_for_work(self, smartlock_id: int, check: bool) -> tuple[Lease, Key | None] | None:
+        """The lock's lease and its first key to bring, in one transaction; None when the lease
+        is held by another process, or when there is nothing to do (no work, no drift check
+        due: then no lease is taken at all)."""
+        begin = time.monotonic()
+
+        def work(session: Any) -> tuple[int | None, Key | None] | None:
+            key = None
+            if not check:
+                key = repo.next_work(session, smartlock_id, utcnow())
+                if key is None:
+                    return None
+            return leases.acquire(session, smartlock_id, self.owner, self.lease_seconds), key
+
+        found = self.db.transaction(
+            work, what=f"taking the lease on smartlock {smartlock_id}", durable=False
+        )
+        if found is None:
+            return None
+        epoch, key = found
+        if epoch is None:
+            epoch = self._take_from_the_dead(smartlock_id)
+            if epoch is None:
+                return None
+            key = None  # read again under the lease (by the first recording transaction)
+        return Lease(smartlock_id, epoch, begin), key
 
     def _acquire(self, smartlock_id: int) -> Lease | None:
         begin = time.monotonic()
         epoch = self.db.transaction(
             lambda s: leases.acquire(s, smartlock_id, self.owner, self.lease_seconds),
             what=f"taking the lease on smartlock {smartlock_id}",
+            durable=False,
         )
         if epoch is None:
             epoch = self._take_from_the_dead(smartlock_id)
@@ -230,12 +265,14 @@ class Reconciler:
                 s, smartlock_id, dead, epoch, self.owner, self.lease_seconds
             ),
             what=f"taking over the lease on smartlock {smartlock_id}",
+            durable=False,
         )
 
     def _release(self, lease: Lease) -> None:
         self.db.transaction(
             lambda s: leases.release(s, lease.smartlock_id, self.owner, lease.epoch),
             what=f"releasing the lease on smartlock {lease.smartlock_id}",
+            durable=False,
         )
 
     def _renew_before_call(self, lease: Lease, timeout: float) -> None:
@@ -252,56 +289,62 @@ class Reconciler:
                 s, lease.smartlock_id, self.owner, lease.epoch, self.lease_seconds
             ),
             what=f"renewing the lease on smartlock {lease.smartlock_id}",
+            durable=False,
         )
         if not held:
             raise LeaseLost(lease.smartlock_id)
         lease.renewed = begin
 
-    def _drain(self, lease: Lease) -> tuple[bool, int]:
-        """(whether nothing is left, how many keys went through) under one lease."""
+    def _drain(self, lease: Lease, key: Key | None) -> tuple[bool, int]:
+        """(whether the lease was let go with nothing left, how many keys went through),
+        starting with ``key`` (None: look under the lease). Each recorded outcome reads the
+        next key in its own transaction, and lets the lease go there when none is left."""
         done = 0
-        while True:
-            with self.db.read() as session:
-                key = repo.next_work(session, lease.smartlock_id, utcnow())
-                if key is None:
-                    return True, done
-                session.expunge(key)
+        if key is None:
+            after = self._record(lease, None, ())
+            if after.released:
+                return True, done
+            key = after.key
+        while key is not None:
             # The lease outlives the device call (its timeout is shorter than the lease).
             self._renew_before_call(lease, self.links.of(lease.smartlock_id).timeout_seconds)
-            if not self._apply(key, lease):
+            after = self._apply(key, lease)
+            if after is None:
                 return False, done
             done += 1
+            if after.released:
+                return True, done
+            key = after.key
+        return False, done  # not reached: a recording transaction without a next key lets go
 
-    def _apply(self, key: SmartlockAuth, lease: Lease) -> bool:
-        """Bring one key to its lock; False when the lock can take nothing more now."""
+    def _apply(self, key: Key, lease: Lease) -> _After | None:
+        """Bring one key to its lock; what follows, or None when the lock can take nothing
+        more now (the lease is still held)."""
         link = self.links.of(key.smartlock_id)
         try:
             if key.deleting:
                 link.remove(key.smartlock_id, key.id, key.device_ref, lease.epoch)
-                self._removed(key, lease)
-            else:
-                placed = link.put(
-                    key.smartlock_id, key.id, desired_payload(key), key.device_ref, lease.epoch
-                )
-                self._placed(key, lease, placed.ref, placed.auth_id)
+                return self._removed(key, lease)
+            placed = link.put(
+                key.smartlock_id, key.id, desired_payload(key), key.device_ref, lease.epoch
+            )
+            return self._placed(key, lease, placed.ref, placed.auth_id)
         except NotDriven as exc:
             # No link drives this lock yet: the key waits and says why (retried with backoff).
-            self._later(key, lease, str(exc))
-            return False
+            self._later(key, lease, str(exc), go_on=False)
+            return None
         except DeviceUnreachable as exc:
             # Tried again by the worker's scan, and at once when the lock is back.
             log.info("lock %s unreachable: %s", key.smartlock_id, exc)
-            return False
+            return None
         except DeviceRejected as exc:
             reason = f"lock reported: {exc.reason} (device error {exc.code})"
             if exc.code in RETRYABLE_DEVICE_ERRORS:
-                self._later(key, lease, None)
-                return False
+                self._later(key, lease, None, go_on=False)
+                return None
             if key.deleting:  # a tombstone stays one: its removal is tried again later
-                self._later(key, lease, reason)
-            else:
-                self._refused(key, lease, reason)
-        return True
+                return self._later(key, lease, reason)
+            return self._refused(key, lease, reason)
 
     def _holding(self, session: Any, lease: Lease) -> None:
         """In a recording transaction: the lock's row first, then the lease, still ours."""
@@ -311,78 +354,109 @@ class Reconciler:
         ):
             raise LeaseLost(lease.smartlock_id)
 
-    def _write(
+    def _record(
         self,
-        key: SmartlockAuth,
         lease: Lease,
-        *changes: tuple[dict[str, Any], tuple[Any, ...]],
-    ) -> None:
-        """Record an outcome, if the lease is still ours: each (values, conditions) is one
-        guarded UPDATE of the key."""
+        key: Key | None,
+        changes: tuple[tuple[dict[str, Any], tuple[Any, ...]], ...],
+        *,
+        remove: bool = False,
+        go_on: bool = True,
+        what: str = "",
+    ) -> _After:
+        """One transaction: the lock's row first; the outcome for ``key`` (each (values,
+        conditions) one guarded UPDATE of it; ``remove``: delete the tombstone); then, with
+        ``go_on``, the lock's next key to bring, or, when none is left, the lease let go
+        (atomically with finding nothing: work committed later finds the lease free). Every
+        write is guarded by the lease, still ours; else LeaseLost and nothing is recorded."""
+        smartlock_id = lease.smartlock_id
 
-        def work(session: Any) -> None:
-            self._holding(session, lease)
-            for values, conditions in changes:
-                session.execute(
-                    update(SmartlockAuth)
-                    .where(SmartlockAuth.id == key.id, *conditions)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
+        def work(session: Any) -> _After:
+            repo.lock_smartlocks(session, [smartlock_id])
+            if key is not None:
+                if remove:
+                    session.execute(
+                        delete(SmartlockAuth.__table__).where(
+                            SmartlockAuth.id == key.id, SmartlockAuth.deleting.is_(True)
+                        )
+                    )
+                for values, conditions in changes:
+                    session.execute(
+                        update(SmartlockAuth.__table__)
+                        .where(SmartlockAuth.id == key.id, *conditions)
+                        .values(**values)
+                    )
+                repo.bump_keys_version(session, smartlock_id)
+            following = repo.next_work(session, smartlock_id, utcnow()) if go_on else None
+            if go_on and following is None:
+                held = leases.let_go(session, smartlock_id, self.owner, lease.epoch)
+            else:
+                held = leases.renew(
+                    session, smartlock_id, self.owner, lease.epoch, self.lease_seconds
                 )
-            repo.bump_keys_version(session, key.smartlock_id)
+            if not held:
+                raise LeaseLost(smartlock_id)
+            return _After(following, go_on and following is None)
 
         begin = time.monotonic()
-        self.db.transaction(work, what=f"recording key {key.id}")
+        # Bookkeeping (durable=False): lost at a power cut, the key is only sent again.
+        after = self.db.transaction(
+            work, what=what or f"recording the keys of smartlock {smartlock_id}", durable=False
+        )
         lease.renewed = begin
+        return after
 
-    def _placed(self, key: SmartlockAuth, lease: Lease, ref: str, auth_id: int | None) -> None:
+    def _placed(self, key: Key, lease: Lease, ref: str, auth_id: int | None) -> _After:
         # Where the key is on the lock is recorded whatever happened meanwhile (a tombstone's
         # removal needs it); the revision only where it is news and the key is still live.
-        self._write(
-            key,
+        # One UPDATE: the revision's columns change only where ``news`` holds.
+        news = and_(
+            SmartlockAuth.applied_revision < key.revision, SmartlockAuth.deleting.is_(False)
+        )
+        columns = SmartlockAuth.__table__.c
+
+        def if_news(column: Any, value: Any) -> Any:
+            then = null() if value is None else literal(value, column.type)
+            return case((news, then), else_=column)
+
+        return self._record(
             lease,
-            ({"device_ref": ref, "auth_id": auth_id}, ()),
+            key,
             (
-                {
-                    "applied_revision": key.revision,
-                    "error": None,
-                    "retry_at": None,
-                    "attempts": 0,
-                    "verified_at": utcnow(),
-                },
                 (
-                    SmartlockAuth.applied_revision < key.revision,
-                    SmartlockAuth.deleting.is_(False),
+                    {
+                        "device_ref": ref,
+                        "auth_id": auth_id,
+                        "applied_revision": if_news(columns.applied_revision, key.revision),
+                        "error": if_news(columns.error, None),
+                        "retry_at": if_news(columns.retry_at, None),
+                        "attempts": if_news(columns.attempts, 0),
+                        "verified_at": if_news(columns.verified_at, utcnow()),
+                    },
+                    (),
                 ),
             ),
+            what=f"recording key {key.id}",
         )
 
-    def _removed(self, key: SmartlockAuth, lease: Lease) -> None:
-        def work(session: Any) -> None:
-            self._holding(session, lease)
-            session.execute(
-                delete(SmartlockAuth).where(
-                    SmartlockAuth.id == key.id, SmartlockAuth.deleting.is_(True)
-                )
-            )
-            repo.bump_keys_version(session, key.smartlock_id)
+    def _removed(self, key: Key, lease: Lease) -> _After:
+        return self._record(lease, key, (), remove=True, what=f"removing key {key.id}")
 
-        begin = time.monotonic()
-        self.db.transaction(work, what=f"removing key {key.id}")
-        lease.renewed = begin
-
-    def _refused(self, key: SmartlockAuth, lease: Lease, reason: str) -> None:
+    def _refused(self, key: Key, lease: Lease, reason: str) -> _After:
         log.info("lock %s refused key %s: %s", key.smartlock_id, key.id, reason)
-        self._write(
-            key,
+        return self._record(
             lease,
+            key,
             (
-                {"failed_revision": key.revision, "error": reason, "retry_at": None},
-                (SmartlockAuth.revision == key.revision, SmartlockAuth.deleting.is_(False)),
+                (
+                    {"failed_revision": key.revision, "error": reason, "retry_at": None},
+                    (SmartlockAuth.revision == key.revision, SmartlockAuth.deleting.is_(False)),
+                ),
             ),
+            what=f"recording key {key.id}",
         )
 
-    def _later(self, key: SmartlockAuth, lease: Lease, reason: str | None) -> None:
+    def _later(self, key: Key, lease: Lease, reason: str | None, *, go_on: bool = True) -> _After:
         """Not now: try this key again after a backoff (it stays pending or deleting)."""
         attempts = key.attempts + 1
         values: dict[str, Any] = {
@@ -391,7 +465,13 @@ class Reconciler:
         }
         if reason is not None:
             values["error"] = reason
-        self._write(key, lease, (values, (SmartlockAuth.revision == key.revision,)))
+        return self._record(
+            lease,
+            key,
+            ((values, (SmartlockAuth.revision == key.revision,)),),
+            go_on=go_on,
+            what=f"recording key {key.id}",
+        )
 
     # --- drift repair ----------------------------------------------------------------------------
 

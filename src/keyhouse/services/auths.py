@@ -221,12 +221,13 @@ def create_keys(
         _check_room(session, caller, lock, body.type, 1)
 
     outcome = Outcome()
-    account = session.get(Account, caller.account_id)
+    # An invite goes to the key's user (if any) for the notified types.
     user = (
         repo.user(session, caller.account_id, body.account_user_id)
-        if body.account_user_id
+        if body.type in NOTIFIED_TYPES and body.account_user_id
         else None
     )
+    account = session.get(Account, caller.account_id) if user is not None else None
     now = utcnow()
     for smartlock_id in smartlock_ids:
         row = SmartlockAuth(
@@ -251,7 +252,7 @@ def create_keys(
         )
         outcome.auth_keys.append(row.id)
         outcome.lock_ids.add(smartlock_id)
-        if body.type in NOTIFIED_TYPES and user is not None and account is not None:
+        if user is not None and account is not None:
             queue_invite(session, account=account, lock=locks[smartlock_id], key=row, user=user)
             outcome.mails += 1
     session.flush()

@@ -9,6 +9,16 @@ Two kinds of session:
 * ``read()`` only reads. On SQLite a plain (deferred) ``BEGIN``: readers never wait for
   writers (WAL).
 
+Durability on SQLite: a transaction whose commit a client is told of (``durable=True``, the
+default) commits with ``synchronous=FULL``: it survives a power cut. The reconciler's own
+bookkeeping (leases, the outcomes it records, the virtual lock's table) may commit with
+``synchronous=NORMAL`` (``durable=False``; the ``sqlite_reconciler_sync`` setting, "normal" by
+default): no fsync per commit. In WAL mode a power cut then loses at most a *suffix* of the
+commits since the last fsync (the WAL is written in commit order and a FULL commit syncs all of
+it), which leaves the store as a process killed before those commits would: keys pending again,
+sent again, which the reconciler is built to survive. A process crash loses nothing either way.
+Every acknowledged client change is still FULL, and syncs the bookkeeping before it too.
+
 ``transaction(work)`` runs ``work(session)`` in a write session and runs it again when the
 database reports a deadlock, a serialization failure or a busy lock; if that keeps happening it
 raises :class:`~keyhouse.errors.Locked` (423 with ``Retry-After``), never an internal error.
@@ -42,9 +52,12 @@ TRANSACTION_ATTEMPTS = 5
 # PostgreSQL: serialization_failure, deadlock_detected, lock_not_available
 RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
 WRITE_OPTION = "keyhouse_write"
+# SQLite: False for the reconciler's bookkeeping, which may commit with synchronous=NORMAL.
+DURABLE_OPTION = "keyhouse_durable"
+SYNC_LEVELS = ("full", "normal")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
     # Transactions are begun by us (see _sqlite_begin), not by pysqlite's legacy guesswork.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -54,11 +67,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # FULL: a commit (an acknowledged delete or disable) survives a power cut, in WAL mode too.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
+    record.info["synchronous"] = "FULL"
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    write = connection.get_execution_options().get(WRITE_OPTION, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    options = connection.get_execution_options()
+    if not options.get(WRITE_OPTION, False):
+        connection.exec_driver_sql("BEGIN")
+        return
+    # The pragma can't change inside a transaction: set it before, only when it differs.
+    level = "FULL" if options.get(DURABLE_OPTION, True) else "NORMAL"
+    info = connection.connection.info
+    if info.get("synchronous") != level:
+        connection.exec_driver_sql(f"PRAGMA synchronous={level}")
+        info["synchronous"] = level
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -125,7 +148,11 @@ class SchemaNotCurrent(Exception):
 class Database:
     """One engine and its session factory; ``session()`` commits on success, rolls back on error."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, reconciler_sync: str = "normal") -> None:
+        """``reconciler_sync``: SQLite's ``synchronous`` for ``durable=False`` transactions,
+        "normal" or "full" (see the module's text); PostgreSQL commits every one durably."""
+        if reconciler_sync not in SYNC_LEVELS:
+            raise ValueError(f"reconciler_sync must be one of {SYNC_LEVELS}: {reconciler_sync!r}")
         self.url = url
         if url.startswith("sqlite"):
             path = url.split("///", 1)[1] if "///" in url else ""
@@ -153,6 +180,10 @@ class Database:
         self._write_queue: threading.RLock | None = threading.RLock() if self.is_sqlite else None
         self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
         self._factory = sessionmaker(self._writer, expire_on_commit=False)
+        bookkeeper = self.engine.execution_options(
+            **{WRITE_OPTION: True, DURABLE_OPTION: reconciler_sync == "full"}
+        )
+        self._bookkeeping_factory = sessionmaker(bookkeeper, expire_on_commit=False)
         self._read_factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -160,13 +191,15 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A write session: commits on success, rolls back on error."""
+    def session(self, *, durable: bool = True) -> Iterator[Session]:
+        """A write session: commits on success, rolls back on error. ``durable=False``: the
+        reconciler's bookkeeping, which a power cut may lose (see the module's text)."""
+        factory = self._factory if durable else self._bookkeeping_factory
         if self._write_queue is None:
-            with self._open(self._factory) as session:
+            with self._open(factory) as session:
                 yield session
             return
-        with self._write_queue, self._open(self._factory) as session:
+        with self._write_queue, self._open(factory) as session:
             yield session
 
     @contextmanager
@@ -188,11 +221,13 @@ class Database:
         finally:
             session.close()
 
-    def transaction(self, work: Callable[[Session], T], *, what: str = "the change") -> T:
+    def transaction(
+        self, work: Callable[[Session], T], *, what: str = "the change", durable: bool = True
+    ) -> T:
         """``work(session)`` in a write session, run again if the database reports a race."""
         for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
             try:
-                with self.session() as session:
+                with self.session(durable=durable) as session:
                     return work(session)
             except DBAPIError as exc:
                 if not is_retryable(exc):

@@ -25,14 +25,8 @@ def db_now(session: Session) -> ColumnElement[float]:
 
 def acquire(session: Session, smartlock_id: int, owner: str, seconds: float) -> int | None:
     """The lease for ``owner`` with a new epoch, if it is free or expired; else None."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        insert(DeviceLease)
-        .values(smartlock_id=smartlock_id, owner="", epoch=0, expires_at=0.0)
-        .on_conflict_do_nothing(index_elements=["smartlock_id"])
-    )
     now = db_now(session)
-    return session.scalar(
+    grant = (
         update(DeviceLease)
         .where(
             DeviceLease.smartlock_id == smartlock_id,
@@ -41,6 +35,17 @@ def acquire(session: Session, smartlock_id: int, owner: str, seconds: float) -> 
         .values(owner=owner, epoch=DeviceLease.epoch + 1, expires_at=now + seconds)
         .returning(DeviceLease.epoch)
     )
+    epoch = session.scalar(grant)
+    if epoch is not None:
+        return epoch
+    # None: held by another, or the lock's first lease (no row yet): make the row, try again.
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    made = session.execute(
+        insert(DeviceLease)
+        .values(smartlock_id=smartlock_id, owner="", epoch=0, expires_at=0.0)
+        .on_conflict_do_nothing(index_elements=["smartlock_id"])
+    )
+    return session.scalar(grant) if made.rowcount else None
 
 
 def take_over(
@@ -89,6 +94,23 @@ def release(session: Session, smartlock_id: int, owner: str, epoch: int) -> None
         .values(expires_at=0.0)
         .execution_options(synchronize_session=False)
     )
+
+
+def let_go(session: Session, smartlock_id: int, owner: str, epoch: int) -> bool:
+    """Release a lease still held (same owner and epoch, not expired), in a transaction that
+    also records under it; False if it was lost (then nothing may be recorded)."""
+    held = session.execute(
+        update(DeviceLease)
+        .where(
+            DeviceLease.smartlock_id == smartlock_id,
+            DeviceLease.owner == owner,
+            DeviceLease.epoch == epoch,
+            DeviceLease.expires_at >= db_now(session),
+        )
+        .values(expires_at=0.0)
+        .execution_options(synchronize_session=False)
+    )
+    return held.rowcount == 1
 
 
 def holder(session: Session, smartlock_id: int) -> tuple[str, int, bool] | None:

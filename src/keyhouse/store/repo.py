@@ -581,11 +581,13 @@ def locks_with_work(
     return list(session.scalars(query.distinct()))
 
 
-def next_work(session: Session, smartlock_id: int, now: datetime) -> SmartlockAuth | None:
+def next_work(session: Session, smartlock_id: int, now: datetime) -> Row[Any] | None:
     """The lock's next key to bring to it: tombstones first (a freed slot or keypad code is
-    free on the lock before a put needs it), then keys whose revision is ahead of the lock's."""
-    return session.scalars(
-        select(SmartlockAuth)
+    free on the lock before a put needs it), then keys whose revision is ahead of the lock's.
+    A plain row of the key's columns (read by name like a key, e.g. ``.revision``), no ORM
+    object: the reconciler only reads it, in the transaction that found it or after."""
+    return session.execute(
+        select(SmartlockAuth.__table__)
         .where(SmartlockAuth.smartlock_id == smartlock_id, _UNSYNCED, _not_failed(), _due(now))
         .order_by(SmartlockAuth.deleting.desc(), SmartlockAuth.updated_at, SmartlockAuth.id)
         .limit(1)
