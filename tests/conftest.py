@@ -12,7 +12,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -437,13 +438,79 @@ def _upgraded_template() -> str:
     return name
 
 
+class _SuitePool:
+    """The PostgreSQL pass's databases: copies of the template, made one ahead and dropped
+    behind on a thread of their own, so that a test waits for neither (a copy takes about
+    0.4 s, a drop 0.1 s)."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="keyhouse-test-databases")
+        self._next: Future[str] | None = None
+
+    def _create(self) -> str:
+        name = f"kh_suite_{secrets.token_hex(4)}"
+        engine = _admin_engine()
+        try:
+            with engine.connect() as connection:
+                connection.execute(
+                    text(f'CREATE DATABASE "{name}" TEMPLATE "{_upgraded_template()}"')
+                )
+        finally:
+            engine.dispose()
+        return name
+
+    def _drop(self, name: str) -> None:
+        engine = _admin_engine()
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            engine.dispose()
+
+    def take(self) -> str:
+        """The URL of a new database with the newest schema (give it back when done)."""
+        taken = self._next or self._executor.submit(self._create)
+        self._next = self._executor.submit(self._create)
+        try:
+            return f"{POSTGRES_SERVER}/{taken.result()}"
+        except OperationalError as exc:
+            _no_postgres(exc)
+            raise
+
+    def give_back(self, url: str) -> None:
+        self._executor.submit(self._drop, url.rsplit("/", 1)[1])
+
+    def close(self) -> None:
+        if self._next is not None:
+            with suppress(Exception):  # none was made: nothing to drop
+                self._executor.submit(self._drop, self._next.result())
+            self._next = None
+        self._executor.shutdown(wait=True)
+
+
+_POOL: list[_SuitePool] = []
+
+
+@contextmanager
+def _suite_database() -> Iterator[str]:
+    if not _POOL:
+        _POOL.append(_SuitePool())
+    url = _POOL[0].take()
+    try:
+        yield url
+    finally:
+        _POOL[0].give_back(url)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _POOL:
+        _POOL.pop().close()
     if not _TEMPLATE:
         return
     engine = _admin_engine()
     try:
         with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{_TEMPLATE[0]}" WITH (FORCE)'))
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{_TEMPLATE.pop()}" WITH (FORCE)'))
     finally:
         engine.dispose()
 
@@ -456,15 +523,13 @@ class SuiteStores:
     def __init__(self, stack: ExitStack) -> None:
         self._stack = stack
         self._by_data: dict[Path, str] = {}
-        self.first = stack.enter_context(fresh_postgres_database("kh_suite", upgraded=True))
+        self.first = stack.enter_context(_suite_database())
 
     def url_for(self, data: Path) -> str:
         data = Path(data).absolute()
         if data not in self._by_data:
             self._by_data[data] = (
-                self.first
-                if not self._by_data
-                else self._stack.enter_context(fresh_postgres_database("kh_suite", upgraded=True))
+                self.first if not self._by_data else self._stack.enter_context(_suite_database())
             )
         return self._by_data[data]
 
