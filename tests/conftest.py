@@ -413,13 +413,19 @@ def fresh_postgres_database(
 
 
 _TEMPLATE: list[str] = []
+_TEMPLATE_LOCK = threading.Lock()
 
 
 def _upgraded_template() -> str:
     """A database with the newest schema, made once per test process and copied for each test
     that wants an upgraded one (a copy takes a fraction of running the migrations)."""
-    if _TEMPLATE:
+    with _TEMPLATE_LOCK:  # the test and the pool's thread may ask at once
+        if not _TEMPLATE:
+            _TEMPLATE.append(_make_template())
         return _TEMPLATE[0]
+
+
+def _make_template() -> str:
     engine = _admin_engine()
     name = f"keyhouse_template_{secrets.token_hex(4)}"
     try:
@@ -434,7 +440,6 @@ def _upgraded_template() -> str:
         db.migrate()
     finally:
         db.dispose()  # CREATE DATABASE ... TEMPLATE needs it without connections
-    _TEMPLATE.append(name)
     return name
 
 
