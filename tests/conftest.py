@@ -12,7 +12,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -162,16 +163,23 @@ def make_tenant(client: TestClient, runtime: Runtime, email: str) -> Tenant:
 @contextmanager
 def tenant_with(tmp_path: Path, **settings: Any) -> Iterator[Tenant]:
     """A tenant on its own app and store, with these settings (a fast worker by default)."""
-    runtime = Runtime(
-        Settings(**{"data": tmp_path / "data", "worker_interval_seconds": 0.1, **settings})
-    )
+    data = settings.pop("data", tmp_path / "data")
+    if "database_url" not in settings and SUITE_ON_POSTGRES:
+        settings["database_url"] = database_url_for(data)
+    runtime = Runtime(Settings(**{"data": data, "worker_interval_seconds": 0.1, **settings}))
     with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
         yield make_tenant(client, runtime, "owner@example.com")
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data=tmp_path / "data", confirm_wait_seconds=5, worker_interval_seconds=0.2)
+    data = tmp_path / "data"
+    return Settings(
+        data=data,
+        confirm_wait_seconds=5,
+        worker_interval_seconds=0.2,
+        **({"database_url": database_url_for(data)} if SUITE_ON_POSTGRES else {}),
+    )
 
 
 @pytest.fixture
@@ -227,7 +235,7 @@ def start_server(
 ) -> tuple[subprocess.Popen, LiveServer]:
     """`keyhouse --data DATA serve --port P [serve_args]`, once it listens."""
     port = free_port()
-    env = {**os.environ, **(env_extra or {})}
+    env = {**os.environ, **database_environment(data), **(env_extra or {})}
     env.pop("KEYHOUSE_DATA", None)
     # `serve` writes a `local` profile where none exists: never into the real config dir, nor
     # into a config file the test process uses, unless the caller asks for it.
@@ -290,10 +298,93 @@ def live_server(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[LiveServer]
 
 
 # --- either store: SQLite (a file) or a fresh database on the machine's PostgreSQL ----------
+#
+# KEYHOUSE_TEST_POSTGRES chooses the pass (README, "Running the tests on PostgreSQL"):
+#   unset, or a server URL   the SQLite pass: every test; a test that takes ``store_url`` (or
+#                            otherwise picks both stores) also runs on PostgreSQL at that server
+#                            (default postgresql+psycopg://postgres@127.0.0.1:5432)
+#   suite  or  suite:URL     the PostgreSQL pass: every test that makes a store runs with each of
+#                            its stores on a fresh PostgreSQL database (newest schema) at URL
+#                            (the same default); tests that run once in the SQLite pass anyway
+#                            (marked store_free, own_stores or sqlite_only) are deselected.
+# Where no PostgreSQL answers its tests skip, except under CI=true, where they fail.
 
-POSTGRES_SERVER = os.environ.get(
-    "KEYHOUSE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
-)
+DEFAULT_POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+def _choose_pass(value: str) -> tuple[bool, str]:
+    """(whole suite on PostgreSQL?, the PostgreSQL server URL) from KEYHOUSE_TEST_POSTGRES."""
+    if value == "suite":
+        return True, DEFAULT_POSTGRES_SERVER
+    if value.startswith("suite:"):
+        return True, value.removeprefix("suite:").rstrip("/")
+    return False, value.rstrip("/") or DEFAULT_POSTGRES_SERVER
+
+
+SUITE_ON_POSTGRES, POSTGRES_SERVER = _choose_pass(os.environ.get("KEYHOUSE_TEST_POSTGRES", ""))
+
+# Directories whose tests all run once, in the SQLite pass (see ``pytest_collection_modifyitems``).
+ONCE = {
+    "unit": "store_free",  # pure rules and argument checks: no store at all
+    "race": "own_stores",  # every harness opens SQLite and PostgreSQL itself (racekit.open_store)
+    "fuzz": "own_stores",  # one server per store (fuzz_server)
+    "store": "own_stores",  # migrations and indexes, each on the store(s) it names itself
+}
+# Fixtures that put a test on both stores (or on PostgreSQL only) in the SQLite pass already.
+BOTH_STORES_FIXTURES = {"store_url", "store_tenant", "postgres"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "store_free: touches no store; runs once, in the SQLite pass"
+    )
+    config.addinivalue_line(
+        "markers",
+        "own_stores: opens the store(s) it tests itself (SQLite, PostgreSQL or both); "
+        "runs once, in the SQLite pass",
+    )
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only(reason): about SQLite by nature (the reason says why); "
+        "runs in the SQLite pass only",
+    )
+
+
+def _runs_once(item: pytest.Item) -> str | None:
+    """Why ``item`` stays out of the PostgreSQL pass, or None."""
+    for name in ("store_free", "own_stores", "sqlite_only"):
+        if item.get_closest_marker(name) is not None:
+            return name
+    if BOTH_STORES_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "own_stores"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        relative = item.path.relative_to(tests) if item.path.is_relative_to(tests) else None
+        if relative is not None and len(relative.parts) > 1 and relative.parts[0] in ONCE:
+            item.add_marker(ONCE[relative.parts[0]])
+    if not SUITE_ON_POSTGRES:
+        return
+    keep, left = [], []
+    for item in items:
+        (left if _runs_once(item) else keep).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = keep
+
+
+def _no_postgres(exc: OperationalError) -> None:
+    message = f"no PostgreSQL at {POSTGRES_SERVER}: {exc.orig}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI is set, so the PostgreSQL tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+def _admin_engine() -> Any:
+    return create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
 
 
 @contextmanager
@@ -304,28 +395,190 @@ def fresh_postgres_database(
     with the newest schema, as 'keyhouse admin db upgrade' leaves it (a server refuses an
     empty database). Where none answers the test is skipped, except under CI=true, where it
     fails."""
-    engine = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    engine = _admin_engine()
     name = f"{prefix}_{secrets.token_hex(4)}"
+    template = f' TEMPLATE "{_upgraded_template()}"' if upgraded else ""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"{template}'))
+    except OperationalError as exc:
+        engine.dispose()
+        _no_postgres(exc)
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+_TEMPLATE: list[str] = []
+_TEMPLATE_LOCK = threading.Lock()
+
+
+def _upgraded_template() -> str:
+    """A database with the newest schema, made once per test process and copied for each test
+    that wants an upgraded one (a copy takes a fraction of running the migrations)."""
+    with _TEMPLATE_LOCK:  # the test and the pool's thread may ask at once
+        if not _TEMPLATE:
+            _TEMPLATE.append(_make_template())
+        return _TEMPLATE[0]
+
+
+def _make_template() -> str:
+    engine = _admin_engine()
+    name = f"keyhouse_template_{secrets.token_hex(4)}"
     try:
         with engine.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as exc:
         engine.dispose()
-        message = f"no PostgreSQL at {POSTGRES_SERVER}: {exc.orig}"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message} (CI is set, so the PostgreSQL tests must run)", pytrace=False)
-        pytest.skip(message)
+        _no_postgres(exc)
+    engine.dispose()
+    db = Database(f"{POSTGRES_SERVER}/{name}")
     try:
-        url = f"{POSTGRES_SERVER}/{name}"
-        if upgraded:
-            db = Database(url)
-            db.migrate()
-            db.dispose()
+        db.migrate()
+    finally:
+        db.dispose()  # CREATE DATABASE ... TEMPLATE needs it without connections
+    return name
+
+
+class _SuitePool:
+    """The PostgreSQL pass's databases: copies of the template, made one ahead and dropped
+    behind on a thread of their own, so that a test waits for neither (a copy takes about
+    0.4 s, a drop 0.1 s)."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="keyhouse-test-databases")
+        self._next: Future[str] | None = None
+
+    def _create(self) -> str:
+        name = f"kh_suite_{secrets.token_hex(4)}"
+        engine = _admin_engine()
+        try:
+            with engine.connect() as connection:
+                connection.execute(
+                    text(f'CREATE DATABASE "{name}" TEMPLATE "{_upgraded_template()}"')
+                )
+        finally:
+            engine.dispose()
+        return name
+
+    def _drop(self, name: str) -> None:
+        engine = _admin_engine()
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            engine.dispose()
+
+    def take(self) -> str:
+        """The URL of a new database with the newest schema (give it back when done)."""
+        taken = self._next or self._executor.submit(self._create)
+        self._next = self._executor.submit(self._create)
+        try:
+            return f"{POSTGRES_SERVER}/{taken.result()}"
+        except OperationalError as exc:
+            _no_postgres(exc)
+            raise
+
+    def give_back(self, url: str) -> None:
+        self._executor.submit(self._drop, url.rsplit("/", 1)[1])
+
+    def close(self) -> None:
+        if self._next is not None:
+            with suppress(Exception):  # none was made: nothing to drop
+                self._executor.submit(self._drop, self._next.result())
+            self._next = None
+        self._executor.shutdown(wait=True)
+
+
+_POOL: list[_SuitePool] = []
+
+
+@contextmanager
+def _suite_database() -> Iterator[str]:
+    if not _POOL:
+        _POOL.append(_SuitePool())
+    url = _POOL[0].take()
+    try:
         yield url
     finally:
+        _POOL[0].give_back(url)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _POOL:
+        _POOL.pop().close()
+    if not _TEMPLATE:
+        return
+    engine = _admin_engine()
+    try:
         with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{_TEMPLATE.pop()}" WITH (FORCE)'))
+    finally:
         engine.dispose()
+
+
+class SuiteStores:
+    """The PostgreSQL pass: a fresh upgraded database per data folder a test uses. The first is
+    also KEYHOUSE_DATABASE_URL for the whole test, so every Settings() and every subprocess
+    (`keyhouse serve`, `keyhouse admin ...`) uses it unless told otherwise."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack = stack
+        self._by_data: dict[Path, str] = {}
+        self.first = stack.enter_context(_suite_database())
+
+    def url_for(self, data: Path) -> str:
+        data = Path(data).absolute()
+        if data not in self._by_data:
+            self._by_data[data] = (
+                self.first if not self._by_data else self._stack.enter_context(_suite_database())
+            )
+        return self._by_data[data]
+
+
+_SUITE_STORES: list[SuiteStores] = []
+
+
+@pytest.fixture(autouse=True)
+def suite_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[SuiteStores | None]:
+    """In the PostgreSQL pass: the test's databases (see ``SuiteStores``); else None."""
+    if not SUITE_ON_POSTGRES:
+        yield None
+        return
+    with ExitStack() as stack:
+        stores = SuiteStores(stack)
+        monkeypatch.setenv("KEYHOUSE_DATABASE_URL", stores.first)
+        _SUITE_STORES.append(stores)
+        try:
+            yield stores
+        finally:
+            _SUITE_STORES.remove(stores)
+
+
+def database_url_for(data: Path) -> str | None:
+    """The store a test's data folder uses: None in the SQLite pass (the folder's keyhouse.db),
+    its own fresh PostgreSQL database in the PostgreSQL pass."""
+    return _SUITE_STORES[-1].url_for(data) if _SUITE_STORES else None
+
+
+def database_environment(data: Path) -> dict[str, str]:
+    """KEYHOUSE_DATABASE_URL for a `keyhouse` subprocess on ``data`` in the PostgreSQL pass
+    (nothing in the SQLite pass)."""
+    url = database_url_for(data)
+    return {"KEYHOUSE_DATABASE_URL": url} if url else {}
+
+
+def clear_keyhouse_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove every KEYHOUSE_* variable from the outside, except the PostgreSQL pass's
+    KEYHOUSE_DATABASE_URL (the test's own fresh database)."""
+    for name in list(os.environ):
+        if name.startswith("KEYHOUSE_") and not (
+            SUITE_ON_POSTGRES and name == "KEYHOUSE_DATABASE_URL"
+        ):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -262,6 +262,7 @@ def database_bytes(tenant: Tenant) -> bytes:
     return data
 
 
+@pytest.mark.sqlite_only("it reads the SQLite file's bytes")
 def test_tokens_are_stored_only_as_sha256_hashes(tenant: Tenant) -> None:
     extra = tenant.token_with("account")
     stored = database_bytes(tenant)

@@ -7,26 +7,33 @@ point into the test's tmp folder, so the user's own data directory is never touc
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
-from conftest import start_server
+from conftest import (
+    SUITE_ON_POSTGRES,
+    clear_keyhouse_environment,
+    database_url_for,
+    start_server,
+)
 from keyhouse.app import create_app
 from keyhouse.settings import Settings
 
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No KEYHOUSE_* from the outside, and a HOME of our own (the default data dir lives there)."""
-    for name in list(os.environ):
-        if name.startswith("KEYHOUSE_"):
-            monkeypatch.delenv(name)
+    """No KEYHOUSE_* from the outside (but the PostgreSQL pass's store), and a HOME of our own
+    (the default data dir lives there)."""
+    clear_keyhouse_environment(monkeypatch)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -99,8 +106,42 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str)
     return line
 
 
+@contextmanager
+def store_of(data: Path) -> Iterator[Any]:
+    """A connection to the data folder's store: its SQLite file, or in the PostgreSQL pass the
+    test's database for that folder."""
+    engine = create_engine(database_url_for(data) or f"sqlite:///{data / 'keyhouse.db'}")
+    try:
+        with engine.begin() as connection:  # committed at the end, like sqlite3's
+            yield _Plain(connection)
+    finally:
+        engine.dispose()
+
+
+class _Plain:
+    """sqlite3's connection.execute(sql), as far as these tests use it."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, parameters: tuple = ()) -> _Rows:
+        for number in range(len(parameters)):  # sqlite3's "?" placeholders, in order
+            sql = sql.replace("?", f":p{number}", 1)
+        bound = {f"p{number}": value for number, value in enumerate(parameters)}
+        result = self._connection.execute(text(sql), bound)
+        return _Rows([tuple(row) for row in result] if result.returns_rows else [])
+
+
+class _Rows(list):
+    def fetchone(self) -> tuple:
+        return self[0]
+
+    def fetchall(self) -> list[tuple]:
+        return list(self)
+
+
 def accounts_in(data: Path) -> int:
-    with sqlite3.connect(data / "keyhouse.db") as connection:
+    with store_of(data) as connection:
         return connection.execute("select count(*) from accounts").fetchone()[0]
 
 
@@ -123,7 +164,7 @@ def test_account_create_prints_the_id_alone_on_the_last_line(data: Path) -> None
     done = keyhouse("admin", "account", "create", "--email", "third@example.com", data=data)
     assert "third@example.com" in done.stdout
     assert accounts_in(data) == 3
-    with sqlite3.connect(data / "keyhouse.db") as connection:
+    with store_of(data) as connection:
         names = dict(connection.execute("select email, name from accounts"))
     assert names["second@example.com"] == "Second Owner"
     assert names["first@example.com"] == "first"
@@ -149,7 +190,7 @@ def test_token_create_prints_a_working_token_with_its_scopes(data: Path) -> None
     )
     assert "'ci'" in done.stdout
     # tokens are stored only as hashes
-    with sqlite3.connect(data / "keyhouse.db") as connection:
+    with store_of(data) as connection:
         stored = connection.execute("select name, token_hash, scopes from api_tokens").fetchall()
     assert all(read_only not in str(row) and full not in str(row) for row in stored)
     assert ("dashboard", "smartlock.readOnly smartlock.auth") in [(n, s) for n, _h, s in stored]
@@ -251,11 +292,12 @@ def test_bad_input_fails_with_one_line_and_no_traceback(
     assert account == 1
     assert_one_line_error(keyhouse(*args, data=data), *needles)
     # nothing was made
-    with sqlite3.connect(data / "keyhouse.db") as connection:
+    with store_of(data) as connection:
         assert connection.execute("select count(*) from smartlocks").fetchone()[0] == 0
         assert connection.execute("select count(*) from api_tokens").fetchone()[0] == 0
 
 
+@pytest.mark.sqlite_only("the data folder chooses the store only on SQLite")
 def test_keyhouse_data_env_var_works_in_place_of_data_option(
     tmp_path: Path, isolated_home: Path
 ) -> None:
@@ -281,7 +323,7 @@ def test_keyhouse_data_env_var_works_in_place_of_data_option(
             )
         )
     )
-    assert (folder / "keyhouse.db").is_file()
+    assert SUITE_ON_POSTGRES or (folder / "keyhouse.db").is_file()
     assert accounts_in(folder) == 1
     # nothing went to the default data directory
     assert not any(isolated_home.rglob("keyhouse.db"))
@@ -319,17 +361,17 @@ def test_account_list_and_lock_rename(data: Path) -> None:
     clash = keyhouse("admin", "lock", "rename", str(front), "--name", "FLAT 2", data=data)
     assert clash.returncode == 1  # refused by the store, like an API error
     assert clash.stderr.startswith("error: account 2 already has a lock called 'FLAT 2'")
-    with sqlite3.connect(data / "keyhouse.db") as connection:
+    with store_of(data) as connection:
         names = connection.execute("select name from smartlocks order by name").fetchall()
     assert [name for (name,) in names] == ["Back Door", "Flat 2"]
 
     # remove: refused while the lock has keys, unless they go with it
-    with sqlite3.connect(data / "keyhouse.db") as connection:
+    with store_of(data) as connection:
         connection.execute(
             "insert into smartlock_auths (id, account_id, smartlock_id, type, name, enabled,"
             " remote_allowed, smart_actions_enabled, code, lock_count, created_at, updated_at,"
-            " deleting) values ('6b0000000000000000000009', 2, ?, 13, 'Cleaner', 1, 0, 0,"
-            " 345678, 0, '2026-12-01 10:00:00', '2026-12-01 10:00:00', 0)",
+            " deleting) values ('6b0000000000000000000009', 2, ?, 13, 'Cleaner', true, false,"
+            " false, 345678, 0, '2026-12-01 10:00:00', '2026-12-01 10:00:00', false)",
             (front,),
         )
     refused = keyhouse("admin", "lock", "remove", "Back Door", data=data)
@@ -338,12 +380,13 @@ def test_account_list_and_lock_rename(data: Path) -> None:
     done = keyhouse("admin", "lock", "remove", "Back Door", "--with-keys", data=data)
     assert last_line(done) == str(front)
     assert "and 1 key(s)" in done.stdout
-    with sqlite3.connect(data / "keyhouse.db") as connection:
+    with store_of(data) as connection:
         left = connection.execute("select count(*) from smartlock_auths").fetchone()[0]
         names = connection.execute("select name from smartlocks").fetchall()
     assert (left, names) == (0, [("Flat 2",)])
 
 
+@pytest.mark.sqlite_only("a data folder without keyhouse.db is one without a store")
 def test_admin_commands_refuse_a_data_folder_without_a_store(
     tmp_path: Path, isolated_home: Path
 ) -> None:
@@ -454,7 +497,9 @@ def test_first_serve_prints_a_token_and_the_docs_and_a_restart_seeds_nothing(
         # …but it says how to make one (issue 15.12)
         assert (
             "API tokens are shown only when made (the demo token at the first start); "
-            f"'keyhouse --data {data} admin token create --account 1' makes another." in text
+            # (on PostgreSQL the data folder does not choose the store: no --data)
+            f"'keyhouse {'' if SUITE_ON_POSTGRES else f'--data {data} '}admin token create "
+            "--account 1' makes another." in text
         )
         assert f"Swagger UI: {again.url}/docs" in text
         # the first token still works, on the same two locks

@@ -266,6 +266,7 @@ def test_errors_are_one_sentence_with_exit_codes(env: dict[str, str]) -> None:
     one_sentence(done)
 
 
+@pytest.mark.sqlite_only("it makes a data folder's store anew by deleting its SQLite file")
 def test_serve_writes_a_local_profile_on_first_start(tmp_path: Path) -> None:
     env = clean_env(tmp_path)
     config = Path(env["KEYHOUSE_CONFIG"])

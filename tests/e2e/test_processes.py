@@ -21,6 +21,7 @@ import pytest
 
 from conftest import (
     SmtpServer,
+    clear_keyhouse_environment,
     fresh_postgres_database,
     keyhouse_command,
     start_server,
@@ -28,14 +29,16 @@ from conftest import (
 )
 from keyhouse.store.database import Database, head_revision
 
+# Every test here names its store: an empty PostgreSQL database of its own (``database``) or
+# the data folder's SQLite file. So the module runs once, in the SQLite pass.
+pytestmark = pytest.mark.own_stores
+
 UPGRADE = "keyhouse admin db upgrade"
 
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("KEYHOUSE_"):
-            monkeypatch.delenv(name)
+    clear_keyhouse_environment(monkeypatch)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -45,7 +48,8 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    """A new, empty PostgreSQL database."""
+    """A new, empty PostgreSQL database (the tests that take it run in the SQLite pass only:
+    they name their store themselves)."""
     with fresh_postgres_database("kh_proc") as url:
         yield url
 
@@ -111,6 +115,7 @@ def test_admin_db_upgrade_brings_an_old_schema_up(tmp_path: Path, database: str)
     assert done.stdout.splitlines()[-1] == head_revision()
 
 
+@pytest.mark.sqlite_only("the data folder's SQLite file is what it makes")
 def test_admin_db_upgrade_on_sqlite_makes_the_store(tmp_path: Path) -> None:
     data = tmp_path / "data"
     done = keyhouse(data, "admin", "db", "upgrade")
@@ -142,6 +147,7 @@ def test_an_empty_database_is_refused_and_stays_empty(
     assert revision_of(database) is None
 
 
+@pytest.mark.sqlite_only("SQLite refuses --workers 2; PostgreSQL runs it (below)")
 def test_sqlite_refuses_several_api_processes(tmp_path: Path) -> None:
     data = tmp_path / "data"
     done = keyhouse(data, "serve", "--workers", "2")

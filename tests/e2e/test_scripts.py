@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from conftest import free_port, wait_until
 from keyhouse.cli.main import misplaced_global_option
@@ -17,6 +18,7 @@ from keyhouse.cli.main import misplaced_global_option
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.sqlite_only("scripts/serve's first start makes the data folder's SQLite file")
 def test_serve_script_takes_data_and_port(tmp_path: Path) -> None:
     port = free_port()
     home = tmp_path / "home"
@@ -66,6 +68,7 @@ def test_serve_script_takes_data_and_port(tmp_path: Path) -> None:
             process.kill()
 
 
+@pytest.mark.store_free
 def test_a_global_option_after_the_command_says_where_it_goes(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "keyhouse", "serve", "--data", str(tmp_path), "--port", "1"],
@@ -80,6 +83,7 @@ def test_a_global_option_after_the_command_says_where_it_goes(tmp_path: Path) ->
     assert not (tmp_path / "keyhouse.db").exists()
 
 
+@pytest.mark.store_free
 def test_misplaced_global_options_are_recognised() -> None:
     assert misplaced_global_option(["--data", "d", "serve", "--port", "1"]) is None
     assert misplaced_global_option(["--data=d", "admin", "mail", "list"]) is None

@@ -14,11 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import LiveServer, start_server
+from conftest import LiveServer, database_environment, start_server
 
 
 def keyhouse(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYHOUSE_")}
+    env.update(database_environment(data))
     return subprocess.run(
         [sys.executable, "-m", "keyhouse", "--data", str(data), *args],
         capture_output=True,

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 CHANNEL = "keyhouse_locks"
 # The payload that says "mail is waiting in the outbox" (a lock's is its id).
 MAIL = "mail"
+# How long the listener waits for a note before it looks whether it should stop: the most a
+# stop (a server's shutdown, each test's app) waits for it. A wait costs no query.
+STOP_CHECK_SECONDS = 0.1
 
 
 def notify_lock(session: Session, smartlock_id: int) -> None:
@@ -70,7 +73,7 @@ class LockListener:
                 with psycopg.connect(self.conninfo, autocommit=True) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
                     while not self._stopping.is_set():
-                        for note in connection.notifies(timeout=0.5):
+                        for note in connection.notifies(timeout=STOP_CHECK_SECONDS):
                             if note.payload.isdigit():
                                 self.wake(int(note.payload))
                             elif note.payload == MAIL and self.on_mail is not None:
