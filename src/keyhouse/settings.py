@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # Megabytes of serialised key listings each API process keeps (a lock's 100 keys are
     # about 64 KB, so 64 MB holds the listings of about 1,000 such locks); 0 keeps none.
     listing_cache_mb: int = Field(default=64, ge=0, le=65536)
+    # "auto": a single API process (and each 'keyhouse worker') runs on one CPU, so its
+    # threads don't hand the GIL from core to core on every request (see keyhouse/cpu.py);
+    # "off": free on every CPU. Several API processes (serve --workers N) are left free.
+    cpu_pinning: Literal["auto", "off"] = "auto"
     # The key that encrypts stored secrets (upstream API tokens): a Fernet key. Unset: the
     # file secret.key in the data folder, created 0600 on first use.
     secret_key: SecretStr | None = None

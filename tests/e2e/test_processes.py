@@ -422,3 +422,34 @@ def test_a_listing_is_never_older_than_the_last_write_whichever_process_wrote_it
             server_process.wait(20)
         except subprocess.TimeoutExpired:
             server_process.kill()
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs a machine with two CPUs or more",
+)
+@pytest.mark.parametrize("pinning", ["auto", "off"])
+def test_a_single_api_process_runs_on_one_cpu_unless_told_not_to(
+    tmp_path: Path, pinning: str
+) -> None:
+    env = {"KEYHOUSE_CPU_PINNING": pinning, "KEYHOUSE_CONFIG": str(tmp_path / "cfg.toml")}
+    process, server = start_server(tmp_path / "data", env)
+    try:
+        assert httpx.get(f"{server.url}/smartlock", headers=server.headers).status_code == 200
+        allowed = os.sched_getaffinity(process.pid)
+        threads = [
+            os.sched_getaffinity(int(tid)) for tid in os.listdir(f"/proc/{process.pid}/task")
+        ]
+        if pinning == "auto":
+            assert len(allowed) == 1, allowed
+            assert all(cpus == allowed for cpus in threads), threads  # every thread with it
+            assert any(line.startswith("Runs on CPU ") for line in server.output)
+        else:
+            assert allowed == os.sched_getaffinity(0)
+            assert not any(line.startswith("Runs on CPU ") for line in server.output)
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -12,6 +12,7 @@ import typer
 from keyhouse.cli import commands, invite
 from keyhouse.cli.common import Profile
 from keyhouse.cli.sim import sim_app
+from keyhouse.cpu import pin_to_one_cpu
 
 if TYPE_CHECKING:
     import click
@@ -280,8 +281,12 @@ def serve(
             "only while a 'keyhouse worker' runs on the same store."
         )
     if workers == 1:
+        app_ = create_app(runtime=runtime)
+        cpu = pin_to_one_cpu(config.cpu_pinning)
+        if cpu is not None:
+            typer.echo(f"Runs on CPU {cpu} (KEYHOUSE_CPU_PINNING=off to use every CPU).")
         uvicorn.run(
-            create_app(runtime=runtime),
+            app_,
             host=host,
             port=port,
             log_level="info",
@@ -336,6 +341,7 @@ def worker_command() -> None:
     config = runtime.settings
     store = "KEYHOUSE_DATABASE_URL" if config.database_url else str(config.data / "keyhouse.db")
     try:
+        pin_to_one_cpu(config.cpu_pinning)
         runtime.start()
         mail = config.smtp_url or f"files in {config.mail_dir}"
         typer.echo(
