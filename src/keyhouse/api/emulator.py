@@ -291,8 +291,13 @@ def configure_nuki(
     request: Request,
     caller: Caller = Depends(emulator_scope),
     body: Any = Depends(json_body),
+    key: IdempotentRequest | None = Depends(idempotent),
 ) -> Response:
     runtime = runtime_of(request)
+    return once_response(runtime.db, key, lambda: _configure_nuki(runtime, caller, body))
+
+
+def _configure_nuki(runtime: Runtime, caller: Caller, body: Any) -> Response:
     _nuki_mode_on(runtime)
     data = validate(body, EmulatorNukiUpdate)
     changes = {
