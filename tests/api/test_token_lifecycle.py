@@ -178,3 +178,16 @@ def test_a_retried_token_create_makes_one_token_and_never_stores_its_secret(
     with tenant.runtime.db.read() as session:
         stored = b"".join(r.body or b"" for r in session.scalars(select(IdempotencyRecord)))
     assert secret.encode() not in stored
+
+
+def test_an_expiry_that_is_no_date_is_a_400_naming_it_and_makes_no_token(
+    store_tenant: Tenant,
+) -> None:
+    """Found by the fuzz run on PostgreSQL: the date rule's verdict escaped as a 500."""
+    tenant = store_tenant
+    before = tenant.get("/keyhouse/tokens").json()
+    for expiry in ("000000000000000000000000000000000000000", "tomorrow", "2026-13-45T00:00:00Z"):
+        answer = tenant.put("/keyhouse/tokens", json={"name": "bad", "expiryDate": expiry})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["field"] == "expiryDate", answer.json()
+    assert tenant.get("/keyhouse/tokens").json() == before

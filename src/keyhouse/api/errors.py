@@ -13,6 +13,7 @@ from starlette.routing import Match
 from keyhouse.api.body import problems_of
 from keyhouse.api.responses import error_body, request_id_of
 from keyhouse.errors import KeyhouseError, Problem, ValidationFailed, echo
+from keyhouse.rules.violations import RuleViolation
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,12 @@ def install_error_handlers(app: FastAPI) -> None:
             error = KeyhouseError(str(exc.detail), status=exc.status_code)
             error.code = "http_error"
         return _answer(request, error)
+
+    @app.exception_handler(RuleViolation)
+    async def rule_violation(request: Request, exc: RuleViolation) -> JSONResponse:
+        # A pure rule's verdict that a service let through: still the caller's input, a 400
+        # that names the field and the rule, never a 500.
+        return _answer(request, ValidationFailed(exc.message, field=exc.field, rule=exc.rule))
 
     @app.exception_handler(OverflowError)
     async def number_too_large(request: Request, exc: OverflowError) -> JSONResponse:
