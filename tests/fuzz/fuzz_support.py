@@ -166,6 +166,10 @@ def serve(data: Path, database_url: str | None, store: str) -> Iterator[FuzzServ
             database_url=database_url,
             confirm_wait_seconds=0.2,
             worker_interval_seconds=0.2,
+            # Thousands of requests a minute on one token: the limits have their own tests
+            # (tests/api/test_rate_limits.py); here a 429 would only stop the harness's setup.
+            rate_limit="off",
+            auth_failure_limit="off",
         )
     )
     with socket_port() as port:
