@@ -28,6 +28,11 @@ from keyhouse.services import admin, upstream
 from keyhouse.settings import Settings
 from official_schemas import official_errors, official_spec
 
+# The CLI runs on the data folder's SQLite file and the checks read that file (rows(), the
+# secret not in its bytes): SQLite by nature. The link's store side on PostgreSQL: the racing
+# links below (both stores, in the SQLite pass) and the Nuki-mode tests.
+pytestmark = pytest.mark.sqlite_only("the CLI and the checks use the data folder's SQLite file")
+
 
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
