@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -168,6 +169,21 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def two_api_processes(parent: subprocess.Popen, server: Any) -> list[int]:
+    """The pids of `serve --workers 2`'s two API processes, once both have started."""
+    pids = wait_until(
+        lambda: (found := children(parent.pid)) and len(found) == 2 and found,
+        timeout=30,
+        what="two API processes",
+    )
+    wait_until(
+        lambda: sum("Application startup complete" in line for line in server.output) == 2,
+        timeout=30,
+        what="both API processes to start",
+    )
+    return pids
+
+
 def connections_held(pid: int, port: int) -> int:
     """How many established TCP connections to ``port`` the process holds open."""
     inodes = set()
@@ -237,16 +253,7 @@ def test_two_api_processes_and_a_separate_worker_share_one_postgresql_database(
         text = "\n".join(server.output)
         assert "Rate limits count per process" in text
         assert server.token and len(server.lock_ids) == 2  # the demo, seeded once by the parent
-        pids = wait_until(
-            lambda: (found := children(server_process.pid)) and len(found) == 2 and found,
-            timeout=30,
-            what="two API processes",
-        )
-        wait_until(
-            lambda: sum("Application startup complete" in line for line in server.output) == 2,
-            timeout=30,
-            what="both API processes to start",
-        )
+        pids = two_api_processes(server_process, server)
         port = int(server.url.rsplit(":", 1)[1])
         lock = server.lock_ids[0]
         clients = [
@@ -378,16 +385,7 @@ def test_a_listing_is_never_older_than_the_last_write_whichever_process_wrote_it
     env = {"KEYHOUSE_DATABASE_URL": database, "KEYHOUSE_CONFIG": str(tmp_path / "cfg.toml")}
     server_process, server = start_server(tmp_path / "data", env, ["--workers", "2"])
     try:
-        pids = wait_until(
-            lambda: (found := children(server_process.pid)) and len(found) == 2 and found,
-            timeout=30,
-            what="two API processes",
-        )
-        wait_until(
-            lambda: sum("Application startup complete" in line for line in server.output) == 2,
-            timeout=30,
-            what="both API processes to start",
-        )
+        pids = two_api_processes(server_process, server)
         port = int(server.url.rsplit(":", 1)[1])
         lock = server.lock_ids[0]
         path = f"/smartlock/{lock}/auth"
