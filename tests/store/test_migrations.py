@@ -125,3 +125,22 @@ def test_0011_goes_back_to_0010_and_up_again(tmp_path: Path) -> None:
     db.migrate()
     assert {"upstream_links", "upstream_locks"} <= set(inspect(db.engine).get_table_names())
     db.dispose()
+
+
+def test_0012_goes_back_to_0011_and_up_again(tmp_path: Path) -> None:
+    from sqlalchemy import inspect
+
+    from keyhouse.store.database import Database
+
+    added = {"origin", "create_marker", "accepted_revision"}
+    db = Database(f"sqlite:///{tmp_path / 'keyhouse.db'}")
+    db.migrate()
+    columns = {c["name"] for c in inspect(db.engine).get_columns("smartlock_auths")}
+    assert added <= columns
+    db.downgrade("0011")
+    columns = {c["name"] for c in inspect(db.engine).get_columns("smartlock_auths")}
+    assert not added & columns
+    db.migrate()
+    columns = {c["name"] for c in inspect(db.engine).get_columns("smartlock_auths")}
+    assert added <= columns
+    db.dispose()

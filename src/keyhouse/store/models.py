@@ -187,6 +187,16 @@ class SmartlockAuth(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # When the lock last confirmed it holds this key as shown (a put, or a drift check).
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # --- keys of locks driven through Nuki's cloud (issue 13) ---
+    # "keyhouse" (made here) or "upstream" (found at the upstream and adopted: never deleted).
+    origin: Mapped[str] = mapped_column(String(16), default="keyhouse", server_default="keyhouse")
+    # A create sent to the upstream whose key is not found there yet (JSON: the key's
+    # fingerprint and when it was sent). Written durably before the call; while it is set no
+    # second create is sent.
+    create_marker: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The revision the upstream lists as sent ("accepted by Nuki"); ``applied_revision`` is
+    # the one on the lock. Links that talk to the lock itself set both at once.
+    accepted_revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def sync_state(self) -> str:
