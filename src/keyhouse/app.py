@@ -8,6 +8,7 @@ for process managers that start each worker process from an import string
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,6 +35,7 @@ from keyhouse.api.edge import check_parameters
 from keyhouse.api.errors import install_error_handlers
 from keyhouse.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from keyhouse.api.openapi import build_openapi
+from keyhouse.cpu import pin_to_one_cpu
 from keyhouse.runtime import Runtime
 from keyhouse.settings import Settings
 
@@ -49,17 +51,29 @@ def configure_logging() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+def _pinned(settings: Settings) -> Settings:
+    """One of ``serve --workers N``'s API processes takes a core of its own (keyhouse.cpu)."""
+    cpu = pin_to_one_cpu(settings.cpu_pinning, settings.data)
+    if cpu is not None:
+        logging.getLogger("keyhouse").info(
+            "API process %d runs on CPU %d (KEYHOUSE_CPU_PINNING=off to use every CPU)",
+            os.getpid(),
+            cpu,
+        )
+    return settings
+
+
 def app_from_environment() -> FastAPI:
     """The app with its workers (locks, mail), configured by KEYHOUSE_* variables."""
     configure_logging()
-    return create_app(runtime=Runtime(Settings()))
+    return create_app(runtime=Runtime(_pinned(Settings())))
 
 
 def api_from_environment() -> FastAPI:
     """The app without workers (``keyhouse serve --no-worker``): ``keyhouse worker`` processes
     bring locks up to date and send mail."""
     configure_logging()
-    return create_app(runtime=Runtime(Settings(), background=False))
+    return create_app(runtime=Runtime(_pinned(Settings()), background=False))
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:

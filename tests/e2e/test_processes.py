@@ -254,6 +254,10 @@ def test_two_api_processes_and_a_separate_worker_share_one_postgresql_database(
         assert "Rate limits count per process" in text
         assert server.token and len(server.lock_ids) == 2  # the demo, seeded once by the parent
         pids = two_api_processes(server_process, server)
+        if len(os.sched_getaffinity(0)) >= 2:
+            # Each API process took a core of its own (KEYHOUSE_CPU_PINNING's default, auto).
+            cores = [os.sched_getaffinity(pid) for pid in pids]
+            assert [len(cpus) for cpus in cores] == [1, 1] and cores[0] != cores[1], cores
         port = int(server.url.rsplit(":", 1)[1])
         lock = server.lock_ids[0]
         clients = [

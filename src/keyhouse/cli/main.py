@@ -282,7 +282,7 @@ def serve(
         )
     if workers == 1:
         app_ = create_app(runtime=runtime)
-        cpu = pin_to_one_cpu(config.cpu_pinning)
+        cpu = pin_to_one_cpu(config.cpu_pinning, config.data)
         if cpu is not None:
             typer.echo(f"Runs on CPU {cpu} (KEYHOUSE_CPU_PINNING=off to use every CPU).")
         uvicorn.run(
@@ -341,7 +341,7 @@ def worker_command() -> None:
     config = runtime.settings
     store = "KEYHOUSE_DATABASE_URL" if config.database_url else str(config.data / "keyhouse.db")
     try:
-        pin_to_one_cpu(config.cpu_pinning)
+        pin_to_one_cpu(config.cpu_pinning, config.data)
         runtime.start()
         mail = config.smtp_url or f"files in {config.mail_dir}"
         typer.echo(
