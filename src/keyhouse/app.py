@@ -33,6 +33,7 @@ from keyhouse.api import (
 )
 from keyhouse.api.edge import check_parameters
 from keyhouse.api.errors import install_error_handlers
+from keyhouse.api.fast_path import FastListings
 from keyhouse.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from keyhouse.api.openapi import build_openapi
 from keyhouse.cpu import pin_to_one_cpu
@@ -111,6 +112,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # The guest page an invite link opens (HTML, and its CSS at /guest/assets/guest.css).
     guest.install(app)
     install_error_handlers(app)
+    # Innermost: GET /smartlock/{id}/auth without a query, past FastAPI's routing.
+    app.add_middleware(FastListings)
     if runtime.settings.nuki_mode:
         # The stand-in for api.nuki.io (docs/simulator.md); never in Keyhouse's normal mode.
         from keyhouse.api.nuki_mode import NukiModeMiddleware

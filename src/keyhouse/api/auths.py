@@ -241,13 +241,20 @@ async def list_lock_keys(
     limit: int | None = limit_query(),
     after: str | None = after_query(),
 ) -> Response:
+    return await lock_keys_answer(request, smartlockId, types, limit, after)
+
+
+async def lock_keys_answer(
+    request: Request, smartlock_id: int, types: str | None, limit: int | None, after: str | None
+) -> Response:
+    """The answer of ``GET /smartlock/{smartlockId}/auth`` (also run by ``api.fast_path``)."""
     # The hot path: token, scope and listing in one trip to the thread pool and one session.
     wanted = parse_types(types)
     page_size = checked_limit(limit, list_cap(request))
     start = checked_cursor(after, "auth")
     runtime = runtime_of(request)
     body, cursor = await run_in_threadpool(
-        _lock_keys_json, runtime, request, smartlockId, wanted, page_size, start
+        _lock_keys_json, runtime, request, smartlock_id, wanted, page_size, start
     )
     return page_response(request, body, cursor, page_size)
 

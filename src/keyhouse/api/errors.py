@@ -24,6 +24,22 @@ def _answer(request: Request, error: KeyhouseError) -> JSONResponse:
     )
 
 
+def known_error_answer(request: Request, exc: Exception) -> JSONResponse | None:
+    """The answer of the handlers below to a failure they know (ours, a rule's verdict), for
+    a route that runs outside FastAPI's routing (``api.fast_path``); None for anything else."""
+    if isinstance(exc, KeyhouseError):
+        return _answer(request, exc)
+    if isinstance(exc, RuleViolation):
+        return _answer(request, _violation_error(exc))
+    return None
+
+
+def _violation_error(exc: RuleViolation) -> ValidationFailed:
+    # A pure rule's verdict that a service let through: still the caller's input, a 400 that
+    # names the field and the rule, never a 500.
+    return ValidationFailed(exc.message, field=exc.field, rule=exc.rule)
+
+
 def _parameter_problems(exc: RequestValidationError) -> list[Problem]:
     found = []
     for item in exc.errors():
@@ -98,9 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RuleViolation)
     async def rule_violation(request: Request, exc: RuleViolation) -> JSONResponse:
-        # A pure rule's verdict that a service let through: still the caller's input, a 400
-        # that names the field and the rule, never a 500.
-        return _answer(request, ValidationFailed(exc.message, field=exc.field, rule=exc.rule))
+        return _answer(request, _violation_error(exc))
 
     @app.exception_handler(OverflowError)
     async def number_too_large(request: Request, exc: OverflowError) -> JSONResponse:
