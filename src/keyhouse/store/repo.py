@@ -45,24 +45,34 @@ TOKEN_COLUMNS = (
 )
 
 
+# Built once: every request looks its token up (building the statement cost more than
+# running it), on the session's connection (plain rows, no ORM).
+_TOKEN_WITH_KEYS_VERSION = (
+    select(*TOKEN_COLUMNS, Smartlock.keys_version)
+    .outerjoin(
+        Smartlock,
+        (Smartlock.account_id == ApiToken.account_id) & (Smartlock.id == bindparam("smartlock_id")),
+    )
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+_TOKEN_BY_HASH = select(*TOKEN_COLUMNS).where(ApiToken.token_hash == bindparam("token_hash"))
+
+
 def token_with_keys_version(
     session: Session, token_hash: str, smartlock_id: int
 ) -> tuple[ApiTokenRow, int | None] | None:
     """The token's columns, and the key-listing version of the lock if it is in the token's
     account: one plain query (no ORM objects) for the hot path."""
-    row = session.execute(
-        select(*TOKEN_COLUMNS, Smartlock.keys_version)
-        .outerjoin(
-            Smartlock,
-            (Smartlock.account_id == ApiToken.account_id) & (Smartlock.id == smartlock_id),
-        )
-        .where(ApiToken.token_hash == token_hash)
-    ).first()
+    row = (
+        session.connection()
+        .execute(_TOKEN_WITH_KEYS_VERSION, {"token_hash": token_hash, "smartlock_id": smartlock_id})
+        .first()
+    )
     return None if row is None else (ApiTokenRow(*row[:-1]), row[-1])
 
 
 def token_row_by_hash(session: Session, token_hash: str) -> ApiTokenRow | None:
-    row = session.execute(select(*TOKEN_COLUMNS).where(ApiToken.token_hash == token_hash)).first()
+    row = session.connection().execute(_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
     return None if row is None else ApiTokenRow(*row)
 
 
