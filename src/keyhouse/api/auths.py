@@ -28,6 +28,7 @@ from keyhouse.api.paging import (
 from keyhouse.api.responses import json_response
 from keyhouse.api.security import (
     authenticated,
+    caller_in,
     caller_of,
     client_address,
     require_scope,
@@ -48,7 +49,7 @@ from keyhouse.services import auths, idempotency, lookup
 from keyhouse.services.auths import Outcome
 from keyhouse.services.caller import Caller
 from keyhouse.services.idempotency import NO_CONTENT, IdempotentRequest
-from keyhouse.services.present import auth_shape, to_json
+from keyhouse.services.present import Shape, auth_shape, to_json
 from keyhouse.store import repo
 from keyhouse.store.repo import ApiTokenRow
 
@@ -107,7 +108,7 @@ async def _write(
     operation_id="SmartlocksAuthsResource_get_get",
     responses={200: {"model": list[SmartlockAuth], "headers": PAGED_HEADERS_DOC}},
 )
-def list_all_keys(
+async def list_all_keys(
     request: Request,
     accountUserId: int | None = Query(
         None,
@@ -119,25 +120,51 @@ def list_all_keys(
     ),
     limit: int | None = limit_query(),
     after: str | None = after_query(),
-    caller: Caller = Depends(auth_scope),
 ) -> Response:
     """Scope: smartlock.auth. By lock, then creation; paged by Keyhouse's limit and after."""
-    wanted = parse_types(types)
-    page_size = checked_limit(limit, list_cap(request))
-    start = checked_cursor(after, "auth")
-    with runtime_of(request).db.read() as session:
+    return await all_keys_answer(request, accountUserId, types, limit, after)
+
+
+async def all_keys_answer(
+    request: Request,
+    account_user_id: int | None,
+    types: str | None,
+    limit: int | None,
+    after: str | None,
+) -> Response:
+    """The answer of ``GET /smartlock/auth`` (also run by ``api.fast_path``): the token and
+    the listing in one trip to the thread pool and one session."""
+    runtime = runtime_of(request)
+    found, cursor, page_size = await run_in_threadpool(
+        _all_keys_page, runtime, request, account_user_id, types, limit, after
+    )
+    return page_response(request, found, cursor, page_size)
+
+
+def _all_keys_page(
+    runtime: Runtime,
+    request: Request,
+    account_user_id: int | None,
+    types: str | None,
+    limit: int | None,
+    after: str | None,
+) -> tuple[list[Shape], str | None, int]:
+    with runtime.db.read() as session:
+        caller = caller_in(session, request, AUTH_SCOPES)
+        wanted = parse_types(types)
+        page_size = checked_limit(limit, list_cap(request))
+        start = checked_cursor(after, "auth")
         rows = repo.list_auth_rows(
             session,
             caller.account_id,
             types=wanted,
-            account_user_id=accountUserId if accountUserId and accountUserId > 0 else None,
-            without_user=accountUserId is not None and accountUserId < 0,
+            account_user_id=account_user_id if account_user_id and account_user_id > 0 else None,
+            without_user=account_user_id is not None and account_user_id < 0,
             after=start,
             limit=page_size + 1,
         )
         page, cursor = _auth_page(rows, page_size)
-        found = [auth_shape(row) for row in page]
-    return page_response(request, found, cursor, page_size)
+        return [auth_shape(row) for row in page], cursor, page_size
 
 
 def _auth_page(rows: Sequence[Row[Any]], page_size: int) -> tuple[Sequence[Row[Any]], str | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from keyhouse.api.edge import INT32, LOCK_ID
 from keyhouse.api.paging import (
@@ -16,13 +17,16 @@ from keyhouse.api.paging import (
     page_response,
 )
 from keyhouse.api.responses import json_response
-from keyhouse.api.security import runtime_of, scoped
+from keyhouse.api.security import caller_in, runtime_of, scoped
+from keyhouse.runtime import Runtime
 from keyhouse.schemas.smartlock import Smartlock
 from keyhouse.services import smartlocks
 from keyhouse.services.caller import Caller
+from keyhouse.services.present import Shape
 
 router = APIRouter(tags=["Smartlock"])
-read_scope = scoped("smartlock", "smartlock.readOnly")
+READ_SCOPES = ("smartlock", "smartlock.readOnly")
+read_scope = scoped(*READ_SCOPES)
 
 
 @router.get(
@@ -31,22 +35,49 @@ read_scope = scoped("smartlock", "smartlock.readOnly")
     operation_id="SmartlocksResource_get_get",
     responses={200: {"model": list[Smartlock], "headers": PAGED_HEADERS_DOC}},
 )
-def list_smartlocks(
+async def list_smartlocks(
     request: Request,
     authId: int | None = Query(None, description="Filter for authId", **INT32),
     type: int | None = Query(None, description="Filter for type", **INT32),
     limit: int | None = limit_query(),
     after: str | None = after_query(),
-    caller: Caller = Depends(read_scope),
 ) -> Response:
     """Scopes: smartlock or smartlock.readOnly. By id; paged by Keyhouse's limit and after."""
-    page_size = checked_limit(limit, list_cap(request))
-    start = checked_cursor(after, "lock")
-    with runtime_of(request).db.read() as session:
-        found, cursor = smartlocks.list_smartlocks(
-            session, caller, auth_id=authId, type_=type, after=start, limit=page_size
-        )
+    return await locks_answer(request, authId, type, limit, after)
+
+
+async def locks_answer(
+    request: Request,
+    auth_id: int | None,
+    type_: int | None,
+    limit: int | None,
+    after: str | None,
+) -> Response:
+    """The answer of ``GET /smartlock`` (also run by ``api.fast_path``): the token and the
+    listing in one trip to the thread pool and one session."""
+    runtime = runtime_of(request)
+    found, cursor, page_size = await run_in_threadpool(
+        _locks_page, runtime, request, auth_id, type_, limit, after
+    )
     return page_response(request, found, cursor, page_size)
+
+
+def _locks_page(
+    runtime: Runtime,
+    request: Request,
+    auth_id: int | None,
+    type_: int | None,
+    limit: int | None,
+    after: str | None,
+) -> tuple[list[Shape], str | None, int]:
+    with runtime.db.read() as session:
+        caller = caller_in(session, request, READ_SCOPES)
+        page_size = checked_limit(limit, list_cap(request))
+        start = checked_cursor(after, "lock")
+        found, cursor = smartlocks.list_smartlocks(
+            session, caller, auth_id=auth_id, type_=type_, after=start, limit=page_size
+        )
+        return found, cursor, page_size
 
 
 @router.get(
