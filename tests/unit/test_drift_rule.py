@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from keyhouse.rules.access import KeyRules
@@ -14,11 +14,14 @@ from keyhouse.rules.access import decide as opens
 from keyhouse.rules.drift import (
     decide,
     fingerprint,
+    keyhouse_times,
     marker_fingerprint,
     marker_text,
     matches,
     read_fields,
 )
+from keyhouse.rules.violations import RuleViolation
+from keyhouse.rules.windows import check_restrictions
 
 KEY: dict[str, Any] = {
     "type": 13,
@@ -272,3 +275,36 @@ def test_the_merge_is_settled_after_one_round(mine: dict[str, Any], theirs: dict
     # If nothing was adopted, Keyhouse keeps its key as it means it.
     if not drift.adopted:
         assert decide(mine, merged).kind == "none"
+
+
+def restrictions(fields: dict[str, Any]) -> None:
+    check_restrictions(
+        allowed_from_date=fields["allowedFromDate"],
+        allowed_until_date=fields["allowedUntilDate"],
+        allowed_week_days=fields["allowedWeekDays"],
+        allowed_from_time=fields["allowedFromTime"],
+        allowed_until_time=fields["allowedUntilTime"],
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(keys(), keys())
+def test_the_merge_is_a_key_keyhouse_accepts(mine: dict[str, Any], theirs: dict[str, Any]) -> None:
+    """Whatever the upstream holds (a lone from-time, say), the owner can go on editing the
+    key in Keyhouse: the merge of a valid key passes Keyhouse's own window rules."""
+    try:
+        restrictions(read_fields(mine))
+    except RuleViolation:
+        assume(False)
+    restrictions(decide(mine, theirs).merged)
+
+
+def test_an_upstream_window_to_midnight_is_written_as_keyhouse_writes_it() -> None:
+    drift = decide(
+        {**KEY, **dict.fromkeys(["allowedFromTime", "allowedUntilTime"])},
+        {**KEY, "allowedFromTime": 1200, "allowedUntilTime": None},
+    )
+    assert (drift.merged["allowedFromTime"], drift.merged["allowedUntilTime"]) == (1200, 1439)
+    assert keyhouse_times(1200, None) == (1200, 1439)
+    assert keyhouse_times(0, 0) == (None, None) == keyhouse_times(None, None)
+    assert keyhouse_times(None, 600) == (0, 600)

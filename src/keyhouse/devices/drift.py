@@ -184,6 +184,9 @@ def _import(
         # Keyhouse holds a live key with this code: two keys can't share it here.
         log.info("lock %s: upstream key %s not listed: its code is a Keyhouse key's", lock.id, ref)
         return False
+    from_time, until_time = rule.keyhouse_times(
+        fields["allowedFromTime"], fields["allowedUntilTime"]
+    )
     auth_id = entry.get("authId")
     key = SmartlockAuth(
         id=new_object_id(),
@@ -199,8 +202,8 @@ def _import(
         allowed_from_date=fields["allowedFromDate"],
         allowed_until_date=fields["allowedUntilDate"],
         allowed_week_days=fields["allowedWeekDays"],
-        allowed_from_time=fields["allowedFromTime"],
-        allowed_until_time=fields["allowedUntilTime"],
+        allowed_from_time=from_time,
+        allowed_until_time=until_time,
         created_at=now,
         updated_at=now,
         revision=1,

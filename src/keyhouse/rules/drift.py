@@ -10,6 +10,8 @@ never opens the door where either side would not:
 * ``allowedWeekDays``: the days both allow (bits ANDed; absent or 0 = every day);
 * the daily window ``allowedFromTime``–``allowedUntilTime``: the overlap (absent or 0–0 =
   all day; a lone from-time runs to midnight, a lone until-time starts at midnight);
+* the result is written as Keyhouse writes a key: a daily window with both ends, its end a
+  real minute (an upstream window to midnight ends at 23:59, one minute narrower);
 * if an intersection is empty (disjoint dates, days or hours), the key grants nothing: it
   is disabled, and keeps Keyhouse's values of that dimension;
 * ``name`` and ``code``: Keyhouse's (neither narrower nor wider: another code is another
@@ -155,25 +157,9 @@ def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else min(a, b)
 
 
-def _pick(
-    mine: Mapping[str, Any],
-    theirs: Mapping[str, Any],
-    names: tuple[str, ...],
-    wanted: Any,
-    norm: Any,
-) -> dict[str, Any]:
-    """The raw values of ``names`` that give ``wanted``: Keyhouse's when they do, else the
-    upstream's, else None (the caller writes them out)."""
-    if norm(mine) == wanted:
-        return {name: mine[name] for name in names}
-    if norm(theirs) == wanted:
-        return {name: theirs[name] for name in names}
-    return {}
-
-
 def merge(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> dict[str, Any]:
     """The field-wise intersection of two keys' managed fields (see the module's text);
-    the result's values are Keyhouse's or the upstream's wherever they mean the same."""
+    Keyhouse's values wherever they mean the same, else written as Keyhouse writes them."""
     a, b = terms(mine), terms(theirs)
     start, end = _later(a.start, b.start), _earlier(a.end, b.end)
     days = a.days & b.days
@@ -192,29 +178,32 @@ def merge(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> dict[str, Any]:
         empty = True
         merged["allowedWeekDays"] = mine["allowedWeekDays"]
     else:
-        merged["allowedWeekDays"] = _pick(
-            mine,
-            theirs,
-            ("allowedWeekDays",),
-            days,
-            lambda f: f["allowedWeekDays"] or ALL_WEEK_DAYS,
-        ).get("allowedWeekDays", days)
-    if window[0] >= window[1]:
-        empty = True
+        same_days = (mine["allowedWeekDays"] or ALL_WEEK_DAYS) == days
+        merged["allowedWeekDays"] = mine["allowedWeekDays"] if same_days else days
+    if _window(mine["allowedFromTime"], mine["allowedUntilTime"]) == window:
         merged.update({name: mine[name] for name in TIME_FIELDS})
     else:
-        picked = _pick(
-            mine,
-            theirs,
-            TIME_FIELDS,
-            window,
-            lambda f: _window(f["allowedFromTime"], f["allowedUntilTime"]),
-        )
-        # Not one side's: an overlap of two bounded windows, so its end is a real minute.
-        merged.update(picked or {"allowedFromTime": window[0], "allowedUntilTime": window[1]})
+        # Written as Keyhouse writes a window (both ends, the end a real minute): an end at
+        # midnight (a lone from-time upstream) becomes 23:59, one minute narrower.
+        start_minute, end_minute = window[0], min(window[1], LAST_MINUTE)
+        if start_minute >= end_minute:
+            empty = True
+            merged.update({name: mine[name] for name in TIME_FIELDS})
+        else:
+            merged["allowedFromTime"], merged["allowedUntilTime"] = start_minute, end_minute
     if empty:
         merged["enabled"] = False
     return merged
+
+
+def keyhouse_times(start: int | None, end: int | None) -> tuple[int | None, int | None]:
+    """A daily window as Keyhouse writes it (see :func:`merge`): none for all day, else both
+    ends with the end a real minute; a window it can't write is given back as it is."""
+    window = _window(start, end)
+    if window == (0, MINUTES_PER_DAY):
+        return (None, None)
+    first, last = window[0], min(window[1], LAST_MINUTE)
+    return (first, last) if first < last else (start, end)
 
 
 def _same(name: str, mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
