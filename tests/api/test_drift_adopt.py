@@ -89,10 +89,10 @@ class OutsideLock:
 
 
 @contextmanager
-def cloud(tmp_path: Path) -> Iterator[tuple[Tenant, OutsideLock]]:
+def cloud(tmp_path: Path, **settings: Any) -> Iterator[tuple[Tenant, OutsideLock]]:
     """A tenant with one lock of a linked upstream account, reached through ``OutsideLock``;
-    drift checks run on POST /smartlock/{id}/sync only."""
-    with tenant_with(tmp_path, drift_check_seconds=0) as tenant:
+    drift checks run on POST /smartlock/{id}/sync only, unless ``settings`` say otherwise."""
+    with tenant_with(tmp_path, **{"drift_check_seconds": 0, **settings}) as tenant:
         outside = OutsideLock()
         tenant.runtime.links.use("nuki", outside)
         now = utcnow()
@@ -202,6 +202,30 @@ def test_a_wiped_window_is_put_back(tmp_path: Path) -> None:
         (event,) = audit(tenant, "key.restore")
         assert event["after"] == WINDOW and event["before"] == dict.fromkeys(WINDOW)
         assert audit(tenant, "key.adopt") == []
+
+
+def test_the_periodic_check_puts_a_wiped_window_back_and_adopts_a_disabled_key(
+    tmp_path: Path,
+) -> None:
+    with cloud(tmp_path, drift_check_seconds=0.5, worker_interval_seconds=0.1) as (
+        tenant,
+        outside,
+    ):
+        wiped = code_key(tenant)
+        disabled = code_key(tenant, name="Gardener", code=456789)
+        outside.change(ref_of(tenant, wiped), **dict.fromkeys(WINDOW))
+        outside.change(ref_of(tenant, disabled), enabled=False)
+        wait_until(
+            lambda: outside.entry(ref_of(tenant, wiped)).get("allowedWeekDays") == 124,
+            10,
+            "the wiped window put back by a periodic check",
+        )
+        wait_until(
+            lambda: get_key(tenant, disabled["id"])["enabled"] is False,
+            10,
+            "the disabled key adopted by a periodic check",
+        )
+        assert get_key(tenant, wiped["id"])["allowedWeekDays"] == 124
 
 
 def test_a_narrower_window_is_adopted_and_a_wider_field_put_back(tmp_path: Path) -> None:
