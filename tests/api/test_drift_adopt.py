@@ -323,12 +323,20 @@ def test_a_create_under_way_is_not_adopted_as_a_second_key(tmp_path: Path) -> No
         landed = {k: v for k, v in sent.items() if v is not None}
         with outside.guard:
             outside.keys.setdefault(LOCK_ID, {})["landed"] = {"id": "landed", **landed}
-            outside.keys[LOCK_ID]["other"] = {**landed, "name": "Other", "id": "other"}
+            # (a link may keep the upstream's key whole beside the payload fields)
+            outside.keys[LOCK_ID]["other"] = {
+                **landed,
+                "name": "Other",
+                "id": "other",
+                "upstream": {"id": "other", "authId": 9},
+            }
         for _ in range(3):
             sync(tenant)
             names = sorted(k["name"] for k in keys(tenant))
             assert names == ["Landing", "Other"], names  # the other key is listed, ours once
         assert audit(tenant, "key.import")[0]["after"]["name"] == "Other"
+        (other,) = [k for k in keys(tenant) if k["name"] == "Other"]
+        assert (other["origin"], other["authId"]) == ("upstream", 9)
 
 
 def test_a_key_changed_in_keyhouse_is_not_judged_until_the_upstream_has_it(

@@ -187,7 +187,9 @@ def _import(
     from_time, until_time = rule.keyhouse_times(
         fields["allowedFromTime"], fields["allowedUntilTime"]
     )
-    auth_id = entry.get("authId")
+    # The slot: in the entry, or in the upstream's key as it is (a link may keep it whole).
+    raw = entry.get("upstream")
+    auth_id = entry.get("authId", raw.get("authId") if isinstance(raw, Mapping) else None)
     key = SmartlockAuth(
         id=new_object_id(),
         account_id=lock.account_id,
