@@ -104,7 +104,11 @@ def unlock(
     status_code=204,
     description="Scope: smartlock.action. Re-reads the authorizations the lock holds and queues "
     "what makes them match the server's keys (missing or different keys are written again, "
-    "unknown ones removed). 409 when the lock is offline.",
+    "unknown ones removed). On a lock of a linked Nuki Web account the safer state wins "
+    "instead: a change made there that narrows access is adopted, one that widens it is put "
+    "back, a key deleted there is deleted here (never re-created), a key made there is "
+    "listed with origin upstream (never deleted); each is in the audit log. 409 when the "
+    "lock is offline.",
 )
 def sync(
     request: Request,

@@ -17,6 +17,10 @@ class Links:
         self._links = links
         self._kinds: dict[int, str] = {}  # a lock's link kind never changes once it exists
 
+    def use(self, kind: str, link: DeviceLink) -> None:
+        """Reach the locks of ``kind`` through ``link`` from now on."""
+        self._links[kind] = link
+
     def of(self, smartlock_id: int) -> DeviceLink:
         kind = self._kinds.get(smartlock_id)
         if kind is None:

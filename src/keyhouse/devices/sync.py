@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Row, and_, case, delete, literal, null, select, update
 from sqlalchemy.orm import Session
 
+from keyhouse.devices import drift
 from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, NotDriven
 from keyhouse.devices.links import Links
 from keyhouse.rules.dates import format_api_datetime, utcnow
@@ -492,6 +493,8 @@ class Reconciler:
     def _repair(self, link: Any, lease: Lease) -> int:
         """Compare what the lock holds with the keys and set right what differs (under the
         lease); the repair is an entry in the lock's activity log."""
+        if link.unknown_keys == "adopt":
+            return self._settle_drift(link, lease)
         smartlock_id = lease.smartlock_id
         held = link.read_all(smartlock_id)
         by_key = {entry.get("keyId"): ref for ref, entry in held.items()}
@@ -527,15 +530,35 @@ class Reconciler:
                     link.remove(smartlock_id, str(entry.get("keyId") or ""), ref, lease.epoch)
                     removed += 1
         if rewritten or removed:
-            self._log_repair(smartlock_id, rewritten, removed)
+            words = []
+            if rewritten:
+                words.append(f"{rewritten} key(s) missing or different on the lock written again")
+            if removed:
+                words.append(f"{removed} key(s) the server does not know removed from the lock")
+            counts = {"rewritten": rewritten, "removed": removed}
+            self._log_repair(smartlock_id, counts, words)
         return rewritten + removed
 
-    def _log_repair(self, smartlock_id: int, rewritten: int, removed: int) -> None:
-        words = []
-        if rewritten:
-            words.append(f"{rewritten} key(s) missing or different on the lock written again")
-        if removed:
-            words.append(f"{removed} key(s) the server does not know removed from the lock")
+    def _settle_drift(self, link: Any, lease: Lease) -> int:
+        """The drift check of a lock whose keys live in someone else's system too (a link that
+        adopts unknown keys): the safer state wins (``rules.drift``), the owner is told in the
+        audit log and the lock's activity log. Read and write are one transaction holding the
+        lock's row and the lease, so a change made in Keyhouse meanwhile is never overwritten
+        (it made the key pending, and pending keys are not judged). Returns how many keys
+        changed in Keyhouse or go to the upstream again."""
+        smartlock_id = lease.smartlock_id
+        held = link.read_all(smartlock_id)
+
+        def work(session: Any) -> dict[str, int]:
+            self._holding(session, lease)
+            return drift.settle(session, smartlock_id, held, utcnow(), desired_payload)
+
+        counts = self.db.transaction(work, what=f"checking smartlock {smartlock_id}")
+        if any(counts.values()):
+            self._log_repair(smartlock_id, counts, drift.words(counts))
+        return sum(counts.values())
+
+    def _log_repair(self, smartlock_id: int, counts: dict[str, int], words: list[str]) -> None:
         text = "Keyhouse drift repair: " + "; ".join(words)
         log.info("smartlock %s: %s", smartlock_id, text)
 
@@ -565,7 +588,7 @@ class Reconciler:
                 target_type="lock",
                 target_id=str(lock.id),
                 smartlock_id=lock.id,
-                after={"rewritten": rewritten, "removed": removed},
+                after=counts,
             )
 
         self.db.transaction(work, what=f"logging the repair of smartlock {smartlock_id}")

@@ -21,7 +21,12 @@ class AuditEvent(ResponseShape):
     action: str = Field(
         description="What was done, e.g. key.create, key.update, key.delete, user.create, "
         "user.update, user.delete, invite.resend, invite.redeem, token.create, token.revoke, "
-        "lock.add, lock.rename, lock.remove, lock.repair"
+        "lock.add, lock.rename, lock.remove, lock.repair; on a lock driven through an "
+        "upstream (Nuki's cloud), by the system at a drift check: key.adopt (a narrowing made "
+        "at the upstream taken into Keyhouse: before/after the fields that changed; after null "
+        "when the key was deleted there), key.restore (a widening or other change made at the "
+        "upstream put back: before is the upstream's, after Keyhouse's), key.import (a key "
+        "made at the upstream, listed with origin upstream)"
     )
     target_type: str = Field(description="key, user, lock or token")
     target_id: str | None = Field(None, description="The key's, user's, lock's or token's id")

@@ -90,6 +90,12 @@ class SmartlockAuth(ResponseShape):
         description="Keyhouse: what the key's owner should know about it, e.g. that an app key "
         "without remote use can't open the door from a Keyhouse guest link",
     )
+    origin: str | None = Field(
+        None,
+        description="Keyhouse: where the key comes from: keyhouse (made in Keyhouse) or "
+        "upstream (made at the lock's upstream, e.g. in the owner's Nuki app, and found there "
+        "by a drift check: listed here so the owner sees it, never deleted by Keyhouse)",
+    )
 
 
 def _date_or_none(value: Any, info: ValidationInfo) -> Any:
@@ -129,6 +135,7 @@ AUTH_READ_ONLY = frozenset(
         "syncState",
         "verifiedDate",
         "warning",
+        "origin",
     }
 )
 

@@ -254,7 +254,8 @@ def button(runtime: Runtime, caller: Caller, smartlock_id: int) -> tuple[DoorEve
 
 def sync_lock(runtime: Runtime, caller: Caller, smartlock_id: int) -> int:
     """Read what the lock holds and make it match the server: returns how many keys were out
-    of step (they go to the lock again; keys it holds that the server does not know go)."""
+    of step (they go to the lock again; keys it holds that the server does not know go, or,
+    on a lock of an upstream account, are listed: see ``devices.drift``)."""
     lock = lock_of(runtime, caller, smartlock_id, status=404)
     try:
         drift = runtime.reconciler.repair(lock.id)

@@ -91,6 +91,7 @@ _AUTH_FIELDS = (
     "sync_state",
     "verified_date",
     "warning",
+    "origin",
 )
 _AUTH_KEYS = tuple(_aliases(SmartlockAuth)[name] for name in _AUTH_FIELDS)
 # A stored key's values in the order of ``repo.LISTING_COLUMNS``.
@@ -128,6 +129,7 @@ def auth_shape(row: models.SmartlockAuth | Row[Any]) -> Shape:
         failed_revision,
         deleting,
         verified_at,
+        origin,
     ) = values
     sync_state = derive_sync_state(deleting, revision, applied_revision, failed_revision)
     # The operation is shown while it runs (pending, deleting); once the lock answered, not.
@@ -158,6 +160,7 @@ def auth_shape(row: models.SmartlockAuth | Row[Any]) -> Shape:
         sync_state,
         verified_at if sync_state == "applied" else None,
         key_warning(key_type, remote_allowed),
+        origin,
     )
     return {
         key: format_api_datetime(value) if type(value) is datetime else value

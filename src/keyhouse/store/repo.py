@@ -345,6 +345,7 @@ LISTING_COLUMNS = (
     SmartlockAuth.failed_revision,
     SmartlockAuth.deleting,
     SmartlockAuth.verified_at,
+    SmartlockAuth.origin,
 )
 
 
