@@ -508,6 +508,9 @@ def _suite_database() -> Iterator[str]:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: its fuzz tally goes to the controller
+        workeroutput["fuzz_lines"] = _fuzz_lines()
     if _POOL:
         _POOL.pop().close()
     if not _TEMPLATE:
@@ -610,11 +613,31 @@ def store_tenant(tmp_path: Path, store_url: str | None) -> Iterator[Tenant]:
         yield tenant
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """After a fuzz run (tests/fuzz): the share of 2xx answers per operation."""
+# Under pytest-xdist (`-n 2`, as scripts/test runs) the fuzz runs happen in the workers: each
+# hands its tally's lines to the controller, which prints them after the run.
+_WORKER_FUZZ_LINES: list[list[str]] = []
+
+
+def _fuzz_lines() -> list[str]:
     fuzz = sys.modules.get("fuzz_support")
     if fuzz is None or not fuzz.TALLY:
+        return []
+    return fuzz.report()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    lines = getattr(node, "workeroutput", {}).get("fuzz_lines")
+    if lines:
+        _WORKER_FUZZ_LINES.append(lines)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """After a fuzz run (tests/fuzz): the share of 2xx answers per operation."""
+    reports = [lines for lines in [_fuzz_lines()] if lines] + _WORKER_FUZZ_LINES
+    if not reports:
         return
     terminalreporter.section("fuzz: share of 2xx answers per operation")
-    for line in fuzz.report():
-        terminalreporter.write_line(line)
+    for lines in reports:
+        for line in lines:
+            terminalreporter.write_line(line)
