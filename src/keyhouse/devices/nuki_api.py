@@ -52,7 +52,12 @@ class UpstreamThrottled(UpstreamError):
 
 
 class UpstreamDown(UpstreamError):
-    """5xx, a timeout, no connection, or an answer that is not Nuki's; retry later."""
+    """5xx, a timeout, no connection, or an answer that is not Nuki's; retry later. ``sent``:
+    whether the request may have reached the upstream (False: no connection was made)."""
+
+    def __init__(self, message: str, status: int | None = None, *, sent: bool = True) -> None:
+        super().__init__(message, status)
+        self.sent = sent
 
 
 # The words of a broken link, in ``upstream_links.last_error`` (see ``is_broken``).
@@ -170,6 +175,12 @@ class NukiApi:
         self.calls += 1
         try:
             answer = self._http.request(method, path, json=body, params=params)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise UpstreamDown(
+                f"could not reach Nuki's API at {self.url} ({exc.__class__.__name__}): check "
+                "the URL and the network",
+                sent=False,
+            ) from None
         except httpx.TimeoutException:
             raise UpstreamDown(f"Nuki's API at {self.url} did not answer {what} in time") from None
         except httpx.HTTPError as exc:

@@ -2,7 +2,7 @@
 
 One :class:`NukiCloudLink` serves every imported lock ("nuki" link kind), with one
 :class:`~keyhouse.devices.nuki_api.NukiApi` per upstream account, built from the link's
-decrypted token (built again when the token changes, i.e. the account was linked again).
+decrypted token (built again when the token or URL changes: the account was linked again).
 
 * create: ``PUT /smartlock/{id}/auth`` answers 204 with no id and is not idempotent. The
   reconciler records a marker (the key's fingerprint, when) durably before the first send
@@ -47,6 +47,7 @@ from keyhouse.devices.nuki_api import (
     LinkBroken,
     NukiApi,
     UpstreamBusy,
+    UpstreamDown,
     UpstreamError,
     UpstreamNotFound,
     UpstreamRefused,
@@ -171,7 +172,8 @@ def on_lock(current: dict[str, Any]) -> bool:
 class _Account:
     """One upstream account as this process knows it: its client, built from this token."""
 
-    def __init__(self, sealed: str, api: NukiApi) -> None:
+    def __init__(self, url: str, sealed: str, api: NukiApi) -> None:
+        self.url = url
         self.sealed = sealed
         self.api = api
         self.listing: tuple[float, list[dict[str, Any]]] | None = None
@@ -194,6 +196,7 @@ class NukiCloudLink:
         timeout_seconds: float = 10.0,
         request_timeout_seconds: float | None = None,
         resend_after_seconds: float = 600.0,
+        throttled_seconds: float = THROTTLED_SECONDS,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.db = db
@@ -204,6 +207,7 @@ class NukiCloudLink:
         self.timeout_seconds = timeout_seconds
         self.request_timeout_seconds = request_timeout_seconds or timeout_seconds / 3
         self.resend_after = timedelta(seconds=resend_after_seconds)
+        self.throttled_seconds = throttled_seconds
         self.transport = transport  # tests record the requests sent (a real HTTP transport)
         self._accounts: dict[int, _Account] = {}
         self._owners: dict[int, int] = {}  # smartlock -> account (never changes)
@@ -235,7 +239,7 @@ class NukiCloudLink:
             raise NotDriven(BROKEN.format(error=last_error))
         with self._guard:
             known = self._accounts.get(account_id)
-            if known is not None and known.sealed == sealed:
+            if known is not None and (known.url, known.sealed) == (url, sealed):
                 return account_id, known
             try:
                 token = self.box.open(sealed)
@@ -246,7 +250,7 @@ class NukiCloudLink:
             )
             if known is not None:
                 known.api.close()
-            self._accounts[account_id] = _Account(sealed, api)
+            self._accounts[account_id] = _Account(url, sealed, api)
             return account_id, self._accounts[account_id]
 
     def close(self) -> None:
@@ -289,8 +293,7 @@ class NukiCloudLink:
         except Exception:  # the count is bookkeeping: the request's outcome stands
             log.exception("could not count a request to Nuki's cloud")
 
-    @staticmethod
-    def _words(exc: UpstreamError, *, creating: bool = False) -> Exception:
+    def _words(self, exc: UpstreamError, *, creating: bool = False) -> Exception:
         """The reconciler's exception for the upstream's failure. ``creating``: a PUT of a
         create; a refusal means it was certainly not made."""
         if isinstance(exc, LinkBroken):
@@ -300,7 +303,7 @@ class NukiCloudLink:
         if isinstance(exc, UpstreamBusy):
             return Backoff(exc.message, BUSY_SECONDS, create_unsent=creating)
         if isinstance(exc, UpstreamThrottled):
-            return Backoff(exc.message, THROTTLED_SECONDS, create_unsent=creating)
+            return Backoff(exc.message, self.throttled_seconds, create_unsent=creating)
         return Backoff(exc.message)  # 5xx, timeout: a create may have landed
 
     # --- the DeviceLink -------------------------------------------------------------------
@@ -361,6 +364,8 @@ class NukiCloudLink:
         except UpstreamError as exc:
             if isinstance(exc, LinkBroken | UpstreamRefused | UpstreamBusy | UpstreamThrottled):
                 raise self._words(exc, creating=True) from None
+            if isinstance(exc, UpstreamDown) and not exc.sent:
+                raise Backoff(exc.message, create_unsent=True) from None
             raise Backoff(
                 f"create sent to Nuki's cloud at {sent}, its answer lost ({exc.message}): "
                 "Keyhouse looks for the key there before anything else"
