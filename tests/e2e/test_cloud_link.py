@@ -231,6 +231,11 @@ def test_a_keypad_code_goes_to_the_upstream_and_its_changes_follow(cloud: Cloud)
     assert row.device_ref == theirs["id"] and row.create_marker is None
     assert row.accepted_revision == row.applied_revision == row.revision
     assert cloud.creates() == 1
+    # The account-wide listing shows the key as Keyhouse holds it: a drift check finds nothing.
+    held = cloud.runtime.cloud_link.read_all(cloud.lock_id)
+    assert held[theirs["id"]]["onLock"] is True
+    assert cloud.runtime.reconciler.repair(cloud.lock_id) == 0
+    assert cloud.key(key_id)["syncState"] == "applied"
 
     # A rename keeps the window (the stand-in wipes it on a partial update).
     renamed = cloud.client.post(
@@ -398,3 +403,44 @@ def test_the_budget_holds_requests_back(tmp_path: Path) -> None:
         with cloud.runtime.db.read() as session:
             (status,) = upstream.status(session)
         assert status.calls == len(cloud.recording.requests) + 1  # and the link's GET /smartlock
+
+
+def test_a_code_the_upstream_refuses_fails_with_its_reason_and_its_key_is_untouched(
+    cloud: Cloud,
+) -> None:
+    """The owner made code 345678 at Nuki; the same code made in Keyhouse is refused there
+    (409): the key is failed with the upstream's reason, and the owner's key stays."""
+    theirs = httpx.put(
+        f"{cloud.standin.url}/smartlock/{cloud.lock_id}/auth",
+        headers=cloud.standin.headers,
+        json={"name": "Owner's", "type": 13, "code": 345678, "remoteAllowed": False},
+    )
+    assert theirs.status_code == 204, theirs.text
+    key_id = cloud.create(WEEKDAY_CODE)
+    key = cloud.wait_state(key_id, "failed")
+    assert "409" in key["error"], key
+    assert cloud.row(key_id).create_marker is None  # refused: certainly not created
+    assert cloud.creates() == 1
+    wait_until(lambda: [k for k in cloud.theirs() if k["name"] == "Owner's"], what="theirs")
+    assert [k for k in cloud.theirs() if k["name"] == "Cleaner"] == []
+
+
+def test_a_write_while_the_upstream_works_on_the_lock_waits_for_the_423_to_pass(
+    cloud: Cloud,
+) -> None:
+    key_id = cloud.create(WEEKDAY_CODE)
+    cloud.wait_state(key_id, "applied")
+    # The upstream's lock takes 4 s per change: while it works, writes there answer 423.
+    cloud.emulate(latencyMs=4000)
+    path = f"/smartlock/{cloud.lock_id}/auth/{key_id}"
+    renamed = cloud.client.post(path, headers=cloud.headers, json={"name": "Maid"})
+    assert renamed.status_code == 204, renamed.text
+    cloud.wait_state(key_id, "pending", check=lambda k: "Nuki" in k.get("error", ""))
+    disabled = cloud.client.post(path, headers=cloud.headers, json={"enabled": False})
+    assert disabled.status_code == 204, disabled.text
+    cloud.wait_state(key_id, "pending", check=lambda k: "423 Locked" in k.get("error", ""))
+    cloud.emulate(latencyMs=0)
+    cloud.wait_state(key_id, "applied", timeout=60, check=lambda k: k["enabled"] is False)
+    theirs = only(cloud.theirs(), "Maid")
+    assert theirs["enabled"] is False
+    assert {name: theirs[name] for name in WINDOW} == {n: WEEKDAY_CODE[n] for n in WINDOW}
