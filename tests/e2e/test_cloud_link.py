@@ -444,3 +444,21 @@ def test_a_write_while_the_upstream_works_on_the_lock_waits_for_the_423_to_pass(
     theirs = only(cloud.theirs(), "Maid")
     assert theirs["enabled"] is False
     assert {name: theirs[name] for name in WINDOW} == {n: WEEKDAY_CODE[n] for n in WINDOW}
+
+
+def test_a_failed_relink_with_a_wrong_token_does_not_break_a_working_link(cloud: Cloud) -> None:
+    from keyhouse.errors import KeyhouseError
+
+    with pytest.raises(KeyhouseError, match="refused the token"):
+        upstream.link(
+            cloud.runtime.db,
+            cloud.runtime.secrets,
+            account_id=cloud.account_id,
+            token="kh_" + "w" * 43,
+            url=cloud.standin.url,
+        )
+    key_id = cloud.create(WEEKDAY_CODE)
+    cloud.wait_state(key_id, "applied")
+    with cloud.runtime.db.read() as session:
+        (status,) = upstream.status(session)
+    assert status.last_error is None  # the link's own contact since went well

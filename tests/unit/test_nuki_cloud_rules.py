@@ -10,7 +10,15 @@ import httpx
 import pytest
 
 from keyhouse.devices import nuki_api
-from keyhouse.devices.nuki_cloud import create_body, fingerprint, matches, same, update_body
+from keyhouse.devices.nuki_cloud import (
+    BROKEN_MARK,
+    create_body,
+    fingerprint,
+    is_broken,
+    matches,
+    same,
+    update_body,
+)
 from official_schemas import official_errors
 
 TOKEN = "kh_secret_token_never_shown"
@@ -103,7 +111,9 @@ def test_failures_are_classified_with_words_and_never_the_token(
     assert words in caught.value.message
     assert TOKEN not in caught.value.message
     assert api.calls == 1
-    assert nuki_api.is_broken(caught.value.message) == (kind is nuki_api.LinkBroken)
+    # Only the link's own record of its token's refusal breaks the link (not a failed relink).
+    assert not is_broken(caught.value.message)
+    assert is_broken(BROKEN_MARK + caught.value.message)
 
 
 def test_no_connection_means_not_sent_and_a_timeout_may_have_been() -> None:

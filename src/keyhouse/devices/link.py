@@ -35,11 +35,13 @@ class NotDriven(Backoff):
 
 class NotOnLockYet(DeviceUnreachable):
     """The lock's cloud has the key as sent (``ref``: its id there), the lock does not hold it
-    yet: the key stays pending, showing ``reason``, and is looked at again later."""
+    yet: the key stays pending, showing ``reason``, and is looked at again later. ``listed``:
+    the cloud lists the key as sent (False: it took the change, and does not list it yet)."""
 
-    def __init__(self, reason: str, ref: str) -> None:
+    def __init__(self, reason: str, ref: str, *, listed: bool = True) -> None:
         super().__init__(reason)
         self.ref = ref
+        self.listed = listed
 
 
 class ResendCreate(Exception):

@@ -60,14 +60,9 @@ class UpstreamDown(UpstreamError):
         self.sent = sent
 
 
-# The words of a broken link, in ``upstream_links.last_error`` (see ``is_broken``).
+# How a broken link's failure begins (the cloud link recognises it in its own messages).
 BROKEN_401 = "refused the token (401 Unauthorized)"
 BROKEN_403 = "answered 403 Forbidden"
-
-
-def is_broken(last_error: str | None) -> bool:
-    """Whether a link's recorded last error says its token no longer works."""
-    return bool(last_error) and (BROKEN_401 in last_error or BROKEN_403 in last_error)  # type: ignore[operator]
 
 
 def _detail(answer: httpx.Response) -> str:

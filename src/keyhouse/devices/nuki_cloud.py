@@ -52,7 +52,6 @@ from keyhouse.devices.nuki_api import (
     UpstreamNotFound,
     UpstreamRefused,
     UpstreamThrottled,
-    is_broken,
 )
 from keyhouse.rules.dates import format_api_datetime, parse_api_datetime, utcnow
 from keyhouse.rules.rate_limit import describe, parse_rule
@@ -70,6 +69,18 @@ NOT_LINKED = (
     "upstream link --account {account})"
 )
 BROKEN = "the link to Nuki's cloud is broken, so this key waits: {error}"
+# How the link records its token's refusal in ``upstream_links.last_error``: a link whose last
+# error begins so is broken (no more requests) until the account is linked again. A failed
+# ``admin upstream link`` with another token records its error without it: the stored token
+# still works.
+BROKEN_MARK = "link broken: "
+
+
+def is_broken(last_error: str | None) -> bool:
+    """Whether a link's recorded last error says its stored token no longer works."""
+    return bool(last_error) and str(last_error).startswith(BROKEN_MARK)
+
+
 APP_KEYS_NOT_YET = (
     "app keys (type 0) of a lock in Nuki's cloud need a Nuki account user, which Keyhouse does "
     "not create yet: this key waits; give the guest a keypad code (type 13) instead"
@@ -236,7 +247,7 @@ class NukiCloudLink:
             raise NotDriven(NOT_LINKED.format(id=smartlock_id, account=account_id))
         url, sealed, last_error = found
         if is_broken(last_error):
-            raise NotDriven(BROKEN.format(error=last_error))
+            raise NotDriven(BROKEN.format(error=str(last_error)[len(BROKEN_MARK) :]))
         with self._guard:
             known = self._accounts.get(account_id)
             if known is not None and (known.url, known.sealed) == (url, sealed):
@@ -276,6 +287,9 @@ class NukiCloudLink:
             return request(*args)
         except UpstreamNotFound:
             raise  # an answer: the caller knows what it means
+        except LinkBroken as exc:
+            error = BROKEN_MARK + exc.message
+            raise
         except UpstreamError as exc:
             error = exc.message
             raise
@@ -407,7 +421,9 @@ class NukiCloudLink:
             body = update_body(current, data)
             self._call(account_id, account, account.api.update_key, smartlock_id, ref, body)
             account.listing = None
-            raise NotOnLockYet("sent to Nuki's cloud; waiting for Nuki to list it", ref)
+            raise NotOnLockYet(
+                "sent to Nuki's cloud; waiting for Nuki to list it", ref, listed=False
+            )
         if current.get("error") and on_lock(current):
             raise DeviceRejected("lock", f"Nuki's cloud reports: {current['error']}")
         if not on_lock(current):

@@ -354,7 +354,7 @@ class Reconciler:
             return self._placed(key, lease, placed.ref, placed.auth_id)
         except NotOnLockYet as exc:
             # The lock's cloud has the key as sent; the lock does not hold it yet.
-            return self._accepted(key, lease, exc.ref, str(exc))
+            return self._accepted(key, lease, exc.ref, str(exc), listed=exc.listed)
         except Backoff as exc:
             # Not now, and the key says why (no working link, the cloud throttles or fails…):
             # retried with backoff.
@@ -514,35 +514,28 @@ class Reconciler:
             what=f"recording key {key.id}",
         )
 
-    def _accepted(self, key: Key, lease: Lease, ref: str, reason: str) -> _After:
-        """The lock's cloud has this revision as sent; the lock not yet: where it is there is
-        recorded (and the create's marker goes), the key stays pending, looked at again after
-        a backoff."""
+    def _accepted(self, key: Key, lease: Lease, ref: str, reason: str, *, listed: bool) -> _After:
+        """The lock's cloud took this revision (``listed``: lists it as sent); the lock does
+        not hold it yet. Where the key is there is recorded (and the create's marker goes);
+        the key stays pending, showing ``reason``, and is looked at again after a backoff."""
         attempts = key.attempts + 1
+        values: dict[str, Any] = {
+            "error": reason,
+            "attempts": attempts,
+            "retry_at": utcnow() + retry_delay(attempts),
+        }
+        if listed:
+            columns = SmartlockAuth.__table__.c
+            values["accepted_revision"] = case(
+                (columns.accepted_revision < key.revision, literal(key.revision)),
+                else_=columns.accepted_revision,
+            )
         return self._record(
             lease,
             key,
             (
                 ({"device_ref": ref, "create_marker": None}, ()),
-                (
-                    {
-                        "accepted_revision": key.revision,
-                        "error": reason,
-                        "attempts": attempts,
-                        "retry_at": utcnow() + retry_delay(attempts),
-                    },
-                    (
-                        SmartlockAuth.revision == key.revision,
-                        SmartlockAuth.accepted_revision < key.revision,
-                    ),
-                ),
-                (
-                    {"attempts": attempts, "retry_at": utcnow() + retry_delay(attempts)},
-                    (
-                        SmartlockAuth.revision == key.revision,
-                        SmartlockAuth.accepted_revision >= key.revision,
-                    ),
-                ),
+                (values, (SmartlockAuth.revision == key.revision,)),
             ),
             what=f"recording key {key.id}",
         )
