@@ -462,3 +462,26 @@ def test_a_failed_relink_with_a_wrong_token_does_not_break_a_working_link(cloud:
     with cloud.runtime.db.read() as session:
         (status,) = upstream.status(session)
     assert status.last_error is None  # the link's own contact since went well
+
+
+def test_a_create_never_listed_is_sent_again_only_after_the_window_and_never_doubles(
+    tmp_path: Path,
+) -> None:
+    """Nuki never lists the new key (hideNewKeys): no second create before
+    KEYHOUSE_UPSTREAM_RESEND_SECONDS; the one after it is refused (the code exists there), so
+    the key fails with that reason, and the upstream holds the code once."""
+    with (
+        standin_server(tmp_path) as standin,
+        linked(tmp_path, standin, upstream_resend_seconds=4) as cloud,
+    ):
+        cloud.switch(hideNewKeys=True)
+        key_id = cloud.create(WEEKDAY_CODE)
+        cloud.wait_state(
+            key_id, "pending", check=lambda k: "not listed by Nuki yet" in k.get("error", "")
+        )
+        assert cloud.creates() == 1
+        key = cloud.wait_state(key_id, "failed", timeout=60)
+        assert "409" in key["error"]
+        assert cloud.creates() == 2
+        cloud.switch(hideNewKeys=False)
+        only(cloud.theirs(), "Cleaner")
