@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from conftest import LiveServer, free_port, start_server, wait_until
+from conftest import LiveServer, database_url_for, free_port, start_server, wait_until
 from keyhouse.app import create_app
 from keyhouse.runtime import Runtime
 from keyhouse.services import admin, upstream
@@ -169,9 +169,11 @@ class Cloud:
 
 @contextmanager
 def linked(tmp: Path, standin: LiveServer, **settings: Any) -> Iterator[Cloud]:
+    data = tmp / "keyhouse"
     runtime = Runtime(
         Settings(
-            data=tmp / "keyhouse",
+            data=data,
+            database_url=database_url_for(data),  # not the stand-in's (PostgreSQL pass)
             worker_interval_seconds=0.1,
             confirm_wait_seconds=0,
             drift_check_seconds=0,
