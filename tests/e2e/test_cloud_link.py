@@ -487,3 +487,19 @@ def test_a_create_never_listed_is_sent_again_only_after_the_window_and_never_dou
         assert cloud.creates() == 2
         cloud.switch(hideNewKeys=False)
         only(cloud.theirs(), "Cleaner")
+
+
+def test_the_token_is_in_no_log_line_of_the_link(
+    cloud: Cloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every logger at DEBUG (httpx's and httpcore's included) while a key is created through
+    an upstream that throttles: the token is in no record."""
+    import logging
+
+    with caplog.at_level(logging.DEBUG):
+        cloud.switch(tooManyRequests=1)
+        key_id = cloud.create(WEEKDAY_CODE)
+        cloud.wait_state(key_id, "applied", timeout=60)
+    assert any(r.name.startswith(("httpx", "httpcore")) for r in caplog.records)
+    text = "\n".join(f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert cloud.standin.token not in text
