@@ -503,3 +503,22 @@ def test_the_token_is_in_no_log_line_of_the_link(
     assert any(r.name.startswith(("httpx", "httpcore")) for r in caplog.records)
     text = "\n".join(f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records)
     assert cloud.standin.token not in text
+
+
+def test_a_key_deleted_while_its_create_may_still_land_is_removed_there_too(
+    cloud: Cloud,
+) -> None:
+    """Deleted in Keyhouse while Nuki does not list its create yet: the removal waits for the
+    key to show (found by its fingerprint) and deletes it there: nothing is left behind."""
+    cloud.switch(keysAppearAfterSeconds=5)
+    key_id = cloud.create(WEEKDAY_CODE)
+    cloud.wait_state(
+        key_id, "pending", check=lambda k: "not listed by Nuki yet" in k.get("error", "")
+    )
+    gone = cloud.client.delete(f"/smartlock/{cloud.lock_id}/auth/{key_id}", headers=cloud.headers)
+    assert gone.status_code == 204, gone.text
+    cloud.wait_state(key_id, "deleting", check=lambda k: "may still land" in k.get("error", ""))
+    wait_until(lambda: cloud.key(key_id) is None, timeout=60, what="the key to be removed")
+    cloud.switch(keysAppearAfterSeconds=0)
+    assert [k for k in cloud.theirs() if k["name"] == "Cleaner"] == []
+    assert cloud.creates() == 1
