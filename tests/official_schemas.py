@@ -135,3 +135,39 @@ def validator_for_document(document: dict[str, Any], name: str) -> Any:
     registry = Registry().with_resource(uri, resource)
     schema = {"$ref": f"{uri}#/components/schemas/{name}"}
     return cls(schema, registry=registry, format_checker=checker)
+
+
+def official_operation(method: str, path: str) -> dict[str, Any] | None:
+    """The official spec's operation for ``method`` on a concrete ``path`` (None: none)."""
+    import re
+
+    paths = official_spec()["paths"]
+    for template in sorted(paths, key=lambda t: (t.count("{"), t)):
+        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path) and method.lower() in paths[template]:
+            return paths[template][method.lower()]
+    return None
+
+
+def request_problems(method: str, path: str, params: Any, content: bytes) -> list[str]:
+    """Why a request to Nuki's API is not one the official spec declares (empty: it is): the
+    operation, its query parameters, and its JSON body against the declared schema."""
+    operation = official_operation(method, path)
+    if operation is None:
+        return [f"{method} {path} is not an official operation"]
+    declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+    problems = [f"query {name!r} is not declared" for name in params if name not in declared]
+    if content:
+        body = operation.get("requestBody")
+        if body is None:
+            return [*problems, f"{method} {path} declares no body"]
+        if "$ref" in body:  # a shared request body (#/components/requestBodies/…)
+            body = official_spec()["components"]["requestBodies"][body["$ref"].rsplit("/", 1)[1]]
+        schema = body["content"]["application/json"]["schema"]
+        ref = schema.get("$ref") or schema.get("items", {}).get("$ref")
+        name = ref.rsplit("/", 1)[1]
+        value = json.loads(content)
+        bodies = value if "items" in schema else [value]
+        for item in bodies:
+            problems += official_errors(name, item, request=True)
+    return problems

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 
 from keyhouse.devices.links import Links
-from keyhouse.devices.nuki_cloud import NotYetDrivenLink
+from keyhouse.devices.nuki_cloud import NukiCloudLink
 from keyhouse.devices.simulator import VirtualLockLink
 from keyhouse.devices.sync import Reconciler, owner_name
 from keyhouse.outbox.sender import MailSender
@@ -66,18 +66,27 @@ class Runtime:
             flakiness=settings.sim_flakiness,
             timeout_seconds=settings.device_timeout_seconds,
         )
-        # Locks imported from a linked Nuki Web account: not driven yet (their keys wait).
-        self.links = Links(
-            self.db,
-            {
-                "virtual": self.link,
-                "nuki": NotYetDrivenLink(timeout_seconds=settings.device_timeout_seconds),
-            },
-        )
         # Stored secrets Keyhouse reads back (upstream tokens), encrypted at rest.
         self.secrets = SecretBox(
             settings.data, settings.secret_key.get_secret_value() if settings.secret_key else None
         )
+        self.rate_limits = RateLimits(
+            settings.redis_url,
+            namespace=hashlib.sha256(settings.resolved_database_url.encode()).hexdigest()[:12],
+        )
+        # Locks imported from a linked Nuki Web account: driven through Nuki's cloud.
+        self.cloud_link = NukiCloudLink(
+            self.db,
+            self.secrets,
+            self.rate_limits,
+            rate=settings.upstream_rate,
+            timeout_seconds=settings.device_timeout_seconds,
+            request_timeout_seconds=min(
+                settings.upstream_timeout_seconds, settings.device_timeout_seconds / 3
+            ),
+            resend_after_seconds=settings.upstream_resend_seconds,
+        )
+        self.links = Links(self.db, {"virtual": self.link, "nuki": self.cloud_link})
         # Who this process is, in the leases it takes on locks.
         self.owner = owner_name()
         self.reconciler = Reconciler(
@@ -92,10 +101,6 @@ class Runtime:
         # A page of a lock's keys: its JSON, and the cursor of the next page (None: the last).
         self.key_listings = ListingCache(settings.listing_cache_mb * 2**20)
         self.token_uses = TokenUses(self.db)
-        self.rate_limits = RateLimits(
-            settings.redis_url,
-            namespace=hashlib.sha256(settings.resolved_database_url.encode()).hexdigest()[:12],
-        )
         self.actions_in_flight = InFlight(settings.actions_per_lock)
         self.device_worker = Worker(
             "keyhouse-devices",
@@ -177,6 +182,7 @@ class Runtime:
             self.device_worker.stop()
             self.mail_worker.stop()
             self.housekeeping_worker.stop()
+        self.cloud_link.close()
         self.db.dispose()
 
     def retry_now(self, smartlock_id: int) -> bool:

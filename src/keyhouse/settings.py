@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     # choice alone: never set through the HTTP API), and how long one call to it may take.
     upstream_url: str = "https://api.nuki.io"
     upstream_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The budget of requests to one linked Nuki account (the cloud link's calls; over it, keys
+    # wait): "60/minute", "1000/hour", "off". Nuki documents no limit: this stays well below
+    # what its API is known to throttle.
+    upstream_rate: str = "60/minute"
+    # A create sent to Nuki's cloud whose key it does not list is sent again only after this
+    # long (keys may appear late; a second create would make the key twice).
+    upstream_resend_seconds: float = Field(default=600.0, gt=0)
     # The stand-in for api.nuki.io (tests, rehearsals): answers as Nuki's API does where it
     # matters (no Keyhouse fields, late keys, 423, HTML 429, partial updates that wipe the
     # time window); see docs/simulator.md. Off by default: Keyhouse's own behaviour.
@@ -124,6 +131,7 @@ class Settings(BaseSettings):
         "resend_limit",
         "guest_rate_limit",
         "guest_unknown_limit",
+        "upstream_rate",
     )
     @classmethod
     def _a_rate_limit(cls, value: str) -> str:

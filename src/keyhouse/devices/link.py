@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from keyhouse.rules.dates import format_api_datetime, parse_api_datetime
 
 
 class DeviceUnreachable(Exception):
@@ -14,17 +18,76 @@ class StaleLease(DeviceUnreachable):
     """The lock has had a change from a newer lease holder: this caller must stop."""
 
 
-class NotDriven(DeviceUnreachable):
+class Backoff(DeviceUnreachable):
+    """Not now: the key waits showing this reason, and is tried again after the reconciler's
+    backoff, or ``seconds`` if longer. ``create_unsent``: a create was certainly not made (its
+    marker can go)."""
+
+    def __init__(self, reason: str, seconds: float = 0.0, *, create_unsent: bool = False) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+        self.create_unsent = create_unsent
+
+
+class NotDriven(Backoff):
     """The lock has no working link in Keyhouse (yet): its keys wait, showing this reason."""
 
 
-class DeviceRejected(Exception):
-    """The lock refused the operation; ``code`` is Nuki's device error code (hex)."""
+class NotOnLockYet(DeviceUnreachable):
+    """The lock's cloud has the key as sent (``ref``: its id there), the lock does not hold it
+    yet: the key stays pending, showing ``reason``, and is looked at again later. ``listed``:
+    the cloud lists the key as sent (False: it took the change, and does not list it yet)."""
 
-    def __init__(self, code: str, reason: str) -> None:
+    def __init__(self, reason: str, ref: str, *, listed: bool = True) -> None:
+        super().__init__(reason)
+        self.ref = ref
+        self.listed = listed
+
+
+class ResendCreate(Exception):
+    """A create sent long ago is still not found: the reconciler marks a new one, then sends."""
+
+
+@dataclass(frozen=True)
+class CreateMarker:
+    """A create under way at a cloud (the key row's ``create_marker``): what was sent, which
+    identifies the key there (its fingerprint), and when. ``fresh``: marked for this very
+    attempt (send it); otherwise an earlier attempt may have landed (look for it first)."""
+
+    fingerprint: dict[str, Any]
+    sent_at: datetime
+    fresh: bool
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"fingerprint": self.fingerprint, "sentAt": format_api_datetime(self.sent_at)}
+        )
+
+    @classmethod
+    def read(cls, text: str | None) -> CreateMarker | None:
+        """The stored marker (never fresh: an earlier attempt wrote it), or None."""
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+            return cls(
+                dict(value["fingerprint"]),
+                parse_api_datetime(value["sentAt"], "sentAt"),
+                fresh=False,
+            )
+        except Exception:  # unreadable: a create that may have landed long ago
+            return cls({}, datetime.fromtimestamp(0, UTC), fresh=False)
+
+
+class DeviceRejected(Exception):
+    """The lock refused the operation; ``code`` is Nuki's device error code (hex), or the
+    cloud's HTTP status. ``create_unsent``: a create was certainly not made."""
+
+    def __init__(self, code: str, reason: str, *, create_unsent: bool = False) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.create_unsent = create_unsent
 
 
 @dataclass(frozen=True)
@@ -69,6 +132,10 @@ class DeviceLink(Protocol):
     """
 
     timeout_seconds: float
+    # A link whose create is not idempotent (a cloud: PUT answers no id) sets ``marks_creates``
+    # and takes ``marker=`` (a :class:`CreateMarker`) in ``put`` and ``remove`` of a key it has
+    # no ``ref`` for; the reconciler records the marker durably before the first send. It also
+    # has ``fingerprint(data)``: what identifies the key once created. Others omit all this.
     # What the reconciler does with keys the lock holds and the server does not know:
     # "remove" them (the simulator), or "adopt" them (a cloud link, later).
     unknown_keys: str

@@ -35,7 +35,15 @@ from sqlalchemy import Row, and_, case, delete, literal, null, select, update
 from sqlalchemy.orm import Session
 
 from keyhouse.devices import drift
-from keyhouse.devices.link import DeviceRejected, DeviceUnreachable, NotDriven
+from keyhouse.devices.link import (
+    Backoff,
+    CreateMarker,
+    DeviceRejected,
+    DeviceUnreachable,
+    NotOnLockYet,
+    Placed,
+    ResendCreate,
+)
 from keyhouse.devices.links import Links
 from keyhouse.rules.dates import format_api_datetime, utcnow
 from keyhouse.rules.ids import new_object_id
@@ -322,17 +330,43 @@ class Reconciler:
         """Bring one key to its lock; what follows, or None when the lock can take nothing
         more now (the lease is still held)."""
         link = self.links.of(key.smartlock_id)
+        marks = getattr(link, "marks_creates", False)
         try:
             if key.deleting:
-                link.remove(key.smartlock_id, key.id, key.device_ref, lease.epoch)
+                if marks:
+                    link.remove(
+                        key.smartlock_id,
+                        key.id,
+                        key.device_ref,
+                        lease.epoch,
+                        marker=CreateMarker.read(key.create_marker),
+                    )
+                else:
+                    link.remove(key.smartlock_id, key.id, key.device_ref, lease.epoch)
                 return self._removed(key, lease)
-            placed = link.put(
-                key.smartlock_id, key.id, desired_payload(key), key.device_ref, lease.epoch
-            )
+            if marks and key.device_ref is None:
+                placed = self._create(link, key, lease)
+                if placed is None:
+                    return None
+            else:
+                placed = link.put(
+                    key.smartlock_id, key.id, desired_payload(key), key.device_ref, lease.epoch
+                )
             return self._placed(key, lease, placed.ref, placed.auth_id)
-        except NotDriven as exc:
-            # No link drives this lock yet: the key waits and says why (retried with backoff).
-            self._later(key, lease, str(exc), go_on=False)
+        except NotOnLockYet as exc:
+            # The lock's cloud has the key as sent; the lock does not hold it yet.
+            return self._accepted(key, lease, exc.ref, str(exc), listed=exc.listed)
+        except Backoff as exc:
+            # Not now, and the key says why (no working link, the cloud throttles or fails…):
+            # retried with backoff.
+            self._later(
+                key,
+                lease,
+                str(exc),
+                go_on=False,
+                at_least=exc.seconds,
+                unmark=exc.create_unsent,
+            )
             return None
         except DeviceUnreachable as exc:
             # Tried again by the worker's scan, and at once when the lock is back.
@@ -345,7 +379,46 @@ class Reconciler:
                 return None
             if key.deleting:  # a tombstone stays one: its removal is tried again later
                 return self._later(key, lease, reason)
-            return self._refused(key, lease, reason)
+            return self._refused(key, lease, reason, unmark=exc.create_unsent)
+
+    def _create(self, link: Any, key: Key, lease: Lease) -> Placed | None:
+        """A create through a link whose create is not idempotent: the marker (what is sent,
+        when) is recorded durably before the first send; a marker left by an earlier attempt
+        makes the link look for the key instead of sending (None: the key changed meanwhile,
+        try again later)."""
+        data = desired_payload(key)
+        marker = CreateMarker.read(key.create_marker)
+        for _ in range(2):
+            if marker is None:
+                marker = self._mark(key, lease, link.fingerprint(data))
+                if marker is None:
+                    return None
+            try:
+                placed: Placed = link.put(
+                    key.smartlock_id, key.id, data, None, lease.epoch, marker=marker
+                )
+                return placed
+            except ResendCreate:
+                marker = None  # long sent, still not listed: marked anew, sent again
+        raise Backoff("the create could not be marked: trying again later")
+
+    def _mark(self, key: Key, lease: Lease, print_: dict[str, Any]) -> CreateMarker | None:
+        """Record "create under way" on the key, durably (SQLite: synchronous=FULL), only
+        while the lease is ours (markers are written under the lease alone)."""
+        marker = CreateMarker(print_, utcnow(), fresh=True)
+
+        def work(session: Any) -> bool:
+            self._holding(session, lease)
+            done = session.execute(
+                update(SmartlockAuth.__table__)
+                .where(SmartlockAuth.id == key.id, SmartlockAuth.device_ref.is_(None))
+                .values(create_marker=marker.to_json())
+            )
+            return bool(done.rowcount)
+
+        marked = self.db.transaction(work, what=f"marking the create of key {key.id}")
+        lease.renewed = time.monotonic()
+        return marker if marked else None
 
     def _holding(self, session: Any, lease: Lease) -> None:
         """In a recording transaction: the lock's row first, then the lease, still ours."""
@@ -428,6 +501,8 @@ class Reconciler:
                     {
                         "device_ref": ref,
                         "auth_id": auth_id,
+                        "create_marker": None,
+                        "accepted_revision": if_news(columns.accepted_revision, key.revision),
                         "applied_revision": if_news(columns.applied_revision, key.revision),
                         "error": if_news(columns.error, None),
                         "retry_at": if_news(columns.retry_at, None),
@@ -440,10 +515,36 @@ class Reconciler:
             what=f"recording key {key.id}",
         )
 
+    def _accepted(self, key: Key, lease: Lease, ref: str, reason: str, *, listed: bool) -> _After:
+        """The lock's cloud took this revision (``listed``: lists it as sent); the lock does
+        not hold it yet. Where the key is there is recorded (and the create's marker goes);
+        the key stays pending, showing ``reason``, and is looked at again after a backoff."""
+        attempts = key.attempts + 1
+        values: dict[str, Any] = {
+            "error": reason,
+            "attempts": attempts,
+            "retry_at": utcnow() + retry_delay(attempts),
+        }
+        if listed:
+            columns = SmartlockAuth.__table__.c
+            values["accepted_revision"] = case(
+                (columns.accepted_revision < key.revision, literal(key.revision)),
+                else_=columns.accepted_revision,
+            )
+        return self._record(
+            lease,
+            key,
+            (
+                ({"device_ref": ref, "create_marker": None}, ()),
+                (values, (SmartlockAuth.revision == key.revision,)),
+            ),
+            what=f"recording key {key.id}",
+        )
+
     def _removed(self, key: Key, lease: Lease) -> _After:
         return self._record(lease, key, (), remove=True, what=f"removing key {key.id}")
 
-    def _refused(self, key: Key, lease: Lease, reason: str) -> _After:
+    def _refused(self, key: Key, lease: Lease, reason: str, *, unmark: bool = False) -> _After:
         log.info("lock %s refused key %s: %s", key.smartlock_id, key.id, reason)
         return self._record(
             lease,
@@ -453,23 +554,39 @@ class Reconciler:
                     {"failed_revision": key.revision, "error": reason, "retry_at": None},
                     (SmartlockAuth.revision == key.revision, SmartlockAuth.deleting.is_(False)),
                 ),
+                *self._unmarking(key, unmark),
             ),
             what=f"recording key {key.id}",
         )
 
-    def _later(self, key: Key, lease: Lease, reason: str | None, *, go_on: bool = True) -> _After:
+    @staticmethod
+    def _unmarking(key: Key, unmark: bool) -> tuple[tuple[dict[str, Any], tuple[Any, ...]], ...]:
+        """The change that drops a create's marker when the create was certainly not made
+        (the marker is this lease holder's: markers are written under the lease alone)."""
+        if not unmark or key.device_ref is not None:
+            return ()
+        return (({"create_marker": None}, (SmartlockAuth.device_ref.is_(None),)),)
+
+    def _later(
+        self,
+        key: Key,
+        lease: Lease,
+        reason: str | None,
+        *,
+        go_on: bool = True,
+        at_least: float = 0.0,
+        unmark: bool = False,
+    ) -> _After:
         """Not now: try this key again after a backoff (it stays pending or deleting)."""
         attempts = key.attempts + 1
-        values: dict[str, Any] = {
-            "attempts": attempts,
-            "retry_at": utcnow() + retry_delay(attempts),
-        }
+        delay = max(retry_delay(attempts), timedelta(seconds=at_least))
+        values: dict[str, Any] = {"attempts": attempts, "retry_at": utcnow() + delay}
         if reason is not None:
             values["error"] = reason
         return self._record(
             lease,
             key,
-            ((values, (SmartlockAuth.revision == key.revision,)),),
+            ((values, (SmartlockAuth.revision == key.revision,)), *self._unmarking(key, unmark)),
             go_on=go_on,
             what=f"recording key {key.id}",
         )

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from keyhouse.devices.link import (
     ActionAccepted,
+    Backoff,
     DeviceRejected,
     DeviceUnreachable,
     DoorEvent,
@@ -89,6 +90,11 @@ def _reach(lock: Smartlock, call: Callable[[], T]) -> T:
         return call()
     except NotDriven as exc:
         raise LockOffline(f"{exc}; no action is sent to it", field="smartlockId") from None
+    except Backoff as exc:
+        raise LockOffline(
+            f"smartlock {lock.id} ({lock.name!r}) can't be reached now: {exc}",
+            field="smartlockId",
+        ) from None
     except DeviceUnreachable:
         raise LockOffline(
             f"smartlock {lock.id} ({lock.name!r}) is offline (serverState 4): the lock can't "
