@@ -522,3 +522,101 @@ def test_a_key_deleted_while_its_create_may_still_land_is_removed_there_too(
     cloud.switch(keysAppearAfterSeconds=0)
     assert [k for k in cloud.theirs() if k["name"] == "Cleaner"] == []
     assert cloud.creates() == 1
+
+
+# --- drift through the real link: the safer state wins --------------------------------------------
+
+
+def upstream_post(cloud: Cloud, upstream_id: str, body: dict[str, Any]) -> None:
+    """A change made at Nuki behind Keyhouse's back (the owner in Nuki's app or Web)."""
+    done = httpx.post(
+        f"{cloud.standin.url}/smartlock/{cloud.lock_id}/auth/{upstream_id}",
+        headers=cloud.standin.headers,
+        json=body,
+    )
+    assert done.status_code == 204, done.text
+
+
+def test_a_window_wiped_at_the_upstream_is_put_back_and_a_disabling_there_is_adopted(
+    cloud: Cloud,
+) -> None:
+    key_id = cloud.create(WEEKDAY_CODE)
+    cloud.wait_state(key_id, "applied")
+    theirs = only(cloud.theirs(), "Cleaner")
+
+    # Nuki's partial update wipes the window: widened access, put back by one drift check.
+    upstream_post(cloud, theirs["id"], {"name": "Cleaner"})
+    wait_until(
+        lambda: not only(cloud.theirs(), "Cleaner").get("allowedWeekDays"),
+        timeout=20,
+        what="the stand-in to wipe the window",
+    )
+    assert cloud.runtime.reconciler.repair(cloud.lock_id) >= 1
+    cloud.wait_state(key_id, "applied")
+    wait_until(
+        lambda: (
+            {n: only(cloud.theirs(), "Cleaner").get(n) for n in WINDOW}
+            == {n: WEEKDAY_CODE[n] for n in WINDOW}
+        ),
+        timeout=30,
+        what="the window back at the upstream",
+    )
+    assert cloud.key(key_id)["allowedWeekDays"] == 124
+
+    # Disabled at Nuki (the whole key sent, window kept): narrowed access, adopted.
+    theirs = only(cloud.theirs(), "Cleaner")
+    whole = {n: theirs[n] for n in ("name", "code", *WINDOW) if n in theirs}
+    upstream_post(cloud, theirs["id"], {**whole, "enabled": False, "remoteAllowed": False})
+    wait_until(
+        lambda: only(cloud.theirs(), "Cleaner")["enabled"] is False,
+        timeout=20,
+        what="the key disabled at the upstream",
+    )
+    cloud.runtime.reconciler.repair(cloud.lock_id)
+    key = cloud.wait_state(key_id, "applied", check=lambda k: k["enabled"] is False)
+    assert key["allowedWeekDays"] == 124
+    assert only(cloud.theirs(), "Cleaner")["enabled"] is False  # not put back
+    assert cloud.creates() == 1
+
+
+def test_a_key_made_at_the_upstream_is_adopted_and_never_deleted(cloud: Cloud) -> None:
+    made = httpx.put(
+        f"{cloud.standin.url}/smartlock/{cloud.lock_id}/auth",
+        headers=cloud.standin.headers,
+        json={"name": "Owner's own", "type": 13, "code": 579246, "remoteAllowed": False},
+    )
+    assert made.status_code == 204, made.text
+    wait_until(
+        lambda: [k for k in cloud.theirs() if k["name"] == "Owner's own"],
+        timeout=20,
+        what="the owner's key listed at the upstream",
+    )
+    for _ in range(3):  # several drift checks: adopted once, never deleted
+        cloud.runtime.reconciler.repair(cloud.lock_id)
+        adopted = only(cloud.keys(), "Owner's own")
+        assert adopted["origin"] == "upstream"
+        assert only(cloud.theirs(), "Owner's own")["code"] == 579246
+    assert cloud.creates() == 0  # adopting sends nothing
+
+
+def test_a_key_deleted_while_the_upstream_lock_is_offline_is_not_adopted_back(
+    cloud: Cloud,
+) -> None:
+    """Nuki goes on listing a removed key until its lock takes the removal: Keyhouse keeps the
+    tombstone until then, so a drift check can't take the key for one made at Nuki."""
+    key_id = cloud.create(WEEKDAY_CODE)
+    cloud.wait_state(key_id, "applied")
+    cloud.emulate(online=False)
+    gone = cloud.client.delete(f"/smartlock/{cloud.lock_id}/auth/{key_id}", headers=cloud.headers)
+    assert gone.status_code == 204, gone.text
+    cloud.wait_state(key_id, "deleting", check=lambda k: "still lists" in k.get("error", ""))
+    assert [k for k in cloud.theirs() if k["name"] == "Cleaner"]  # Nuki still lists it
+    cloud.runtime.reconciler.repair(cloud.lock_id)
+    listed = cloud.keys()
+    assert [k["id"] for k in listed if k["name"] == "Cleaner"] == [key_id]  # no adoption
+    cloud.emulate(online=True)
+    wait_until(lambda: cloud.key(key_id) is None, timeout=60, what="the key to be removed")
+    cloud.runtime.reconciler.repair(cloud.lock_id)
+    listed = cloud.keys()
+    assert [k for k in listed if k["name"] == "Cleaner"] == []
+    assert [k for k in cloud.theirs() if k["name"] == "Cleaner"] == []

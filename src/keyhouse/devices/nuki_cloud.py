@@ -461,6 +461,16 @@ class NukiCloudLink:
             with contextlib.suppress(UpstreamNotFound):  # absent: fine
                 self._call(account_id, account, account.api.delete_key, smartlock_id, ref)
             account.listing = None
+            # Gone only when Nuki no longer lists it: until then the key stays a tombstone in
+            # Keyhouse, so no drift check can take it for a key made at Nuki and adopt it.
+            try:
+                self._call(account_id, account, account.api.key, smartlock_id, ref)
+            except UpstreamNotFound:
+                return
+            raise Backoff(
+                "the removal was sent to Nuki's cloud, which still lists the key (the lock has "
+                "not taken the removal yet): Keyhouse asks again"
+            )
         except UpstreamError as exc:
             raise self._words(exc) from None
 
