@@ -18,15 +18,29 @@ class StaleLease(DeviceUnreachable):
     """The lock has had a change from a newer lease holder: this caller must stop."""
 
 
+# How long a key waiting on the upstream (a create or removal Nuki has not listed yet) waits
+# at most between two looks: waiting is not failing, so the backoff stops growing there.
+WAITING_SECONDS = 10.0
+
+
 class Backoff(DeviceUnreachable):
     """Not now: the key waits showing this reason, and is tried again after the reconciler's
     backoff, or ``seconds`` if longer. ``create_unsent``: a create was certainly not made (its
-    marker can go)."""
+    marker can go). ``waiting``: nothing failed, the upstream is still working on it; the
+    backoff grows no longer than ``WAITING_SECONDS``."""
 
-    def __init__(self, reason: str, seconds: float = 0.0, *, create_unsent: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        seconds: float = 0.0,
+        *,
+        create_unsent: bool = False,
+        waiting: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.seconds = seconds
         self.create_unsent = create_unsent
+        self.waiting = waiting
 
 
 class NotDriven(Backoff):

@@ -368,7 +368,8 @@ class NukiCloudLink:
                 raise Backoff(
                     f"create sent to Nuki's cloud at {sent}, not listed by Nuki yet: Keyhouse "
                     "looks for it again (and sends no second create before "
-                    f"{format_api_datetime(marker.sent_at + self.resend_after)})"
+                    f"{format_api_datetime(marker.sent_at + self.resend_after)})",
+                    waiting=True,
                 )
             raise ResendCreate(smartlock_id)
         try:
@@ -388,6 +389,7 @@ class NukiCloudLink:
         raise Backoff(
             f"create sent to Nuki's cloud at {sent}, accepted; waiting for Nuki to list it",
             BUSY_SECONDS,
+            waiting=True,
         )
 
     def _find(
@@ -454,7 +456,8 @@ class NukiCloudLink:
                     if utcnow() - marker.sent_at < self.resend_after:
                         raise Backoff(
                             "its create may still land at Nuki's cloud: Keyhouse waits to "
-                            "remove it there"
+                            "remove it there",
+                            waiting=True,
                         )
                     return
                 ref = str(found["id"])
@@ -467,9 +470,13 @@ class NukiCloudLink:
                 self._call(account_id, account, account.api.key, smartlock_id, ref)
             except UpstreamNotFound:
                 return
-            raise Backoff(
+            # Where the key is gets recorded (a create's marker goes): the next look asks for
+            # that key, and only for it.
+            raise NotOnLockYet(
                 "the removal was sent to Nuki's cloud, which still lists the key (the lock has "
-                "not taken the removal yet): Keyhouse asks again"
+                "not taken the removal yet): Keyhouse asks again",
+                ref,
+                listed=False,
             )
         except UpstreamError as exc:
             raise self._words(exc) from None

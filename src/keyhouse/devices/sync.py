@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from keyhouse.devices import drift
 from keyhouse.devices.link import (
+    WAITING_SECONDS,
     Backoff,
     CreateMarker,
     DeviceRejected,
@@ -365,6 +366,7 @@ class Reconciler:
                 str(exc),
                 go_on=False,
                 at_least=exc.seconds,
+                at_most=WAITING_SECONDS if exc.waiting else None,
                 unmark=exc.create_unsent,
             )
             return None
@@ -575,11 +577,16 @@ class Reconciler:
         *,
         go_on: bool = True,
         at_least: float = 0.0,
+        at_most: float | None = None,
         unmark: bool = False,
     ) -> _After:
-        """Not now: try this key again after a backoff (it stays pending or deleting)."""
+        """Not now: try this key again after a backoff (it stays pending or deleting), growing
+        up to ``at_most`` seconds when given (``at_least`` wins over it)."""
         attempts = key.attempts + 1
-        delay = max(retry_delay(attempts), timedelta(seconds=at_least))
+        delay = retry_delay(attempts)
+        if at_most is not None:
+            delay = min(delay, timedelta(seconds=at_most))
+        delay = max(delay, timedelta(seconds=at_least))
         values: dict[str, Any] = {"attempts": attempts, "retry_at": utcnow() + delay}
         if reason is not None:
             values["error"] = reason
