@@ -208,6 +208,81 @@ def user_shape(row: models.AccountUser) -> Shape:
     )
 
 
+def _keys(shape: type[BaseModel], *names: str) -> tuple[str, ...]:
+    """The camelCase names of ``shape``'s fields ``names``, in that order (a name the schema
+    lacks fails at import)."""
+    aliases = _aliases(shape)
+    return tuple(aliases[name] for name in names)
+
+
+def _zipped(keys: tuple[str, ...], values: tuple[Any, ...]) -> Shape:
+    """``keys`` with ``values``, absent ones (None) left out."""
+    return {key: value for key, value in zip(keys, values, strict=True) if value is not None}
+
+
+# A lock's shapes, built from tuples of values in these orders (a listing builds a hundred).
+_STATE_KEYS = _keys(
+    SmartlockState,
+    "mode",
+    "state",
+    "trigger",
+    "last_action",
+    "battery_critical",
+    "battery_charging",
+    "battery_charge",
+    "keypad_battery_critical",
+    "door_state",
+    "ring_to_open_timer",
+    "night_mode",
+)
+_CONFIG_KEYS = _keys(
+    SmartlockConfig,
+    "name",
+    "latitude",
+    "longitude",
+    "auto_unlatch",
+    "pairing_enabled",
+    "button_enabled",
+    "led_enabled",
+    "timezone_offset",
+    "fob_paired",
+    "single_lock",
+    "advertising_mode",
+    "keypad_paired",
+    "timezone_id",
+    "device_type",
+    "timezone",
+)
+_LOCK_KEYS = _keys(
+    Smartlock,
+    "smartlock_id",
+    "account_id",
+    "type",
+    "auth_id",
+    "name",
+    "favorite",
+    "config",
+    "state",
+    "firmware_version",
+    "hardware_version",
+    "server_state",
+    "admin_pin_state",
+    "virtual_device",
+    "creation_date",
+    "update_date",
+    "opener",
+    "box",
+    "smart_door",
+    "keyturner",
+    "nuki_id",
+    "checked_date",
+)
+
+
+def _date(value: datetime | None) -> str | None:
+    return None if value is None else format_api_datetime(value)
+
+
 def smartlock_shape(
     row: models.Smartlock | repo.LockRow,
     device: models.SimulatedLock | repo.DeviceRow | None,
@@ -217,61 +292,68 @@ def smartlock_shape(
     the zone's current offset (one moment for a whole listing)."""
     online = device is not None and device.online
     charge = device.battery_charge if device is not None else 0
-    state = shape_dict(
-        SmartlockState,
-        mode=2,
-        state=device.state if device is not None else 255,
-        trigger=device.trigger if device is not None and device.trigger <= 6 else 0,
-        last_action=device.last_action if device is not None else 0,
-        battery_critical=charge <= 20,
-        battery_charging=False,
-        battery_charge=charge,
-        keypad_battery_critical=False if row.keypad else None,
-        door_state=device.door_state if device is not None else 0,
-        ring_to_open_timer=0,
-        night_mode=False,
+    state = _zipped(
+        _STATE_KEYS,
+        (
+            2,
+            device.state if device is not None else 255,
+            device.trigger if device is not None and device.trigger <= 6 else 0,
+            device.last_action if device is not None else 0,
+            charge <= 20,
+            False,
+            charge,
+            False if row.keypad else None,
+            device.door_state if device is not None else 0,
+            0,
+            False,
+        ),
     )
-    config = shape_dict(
-        SmartlockConfig,
-        name=row.name,
-        latitude=0.0,
-        longitude=0.0,
-        auto_unlatch=False,
-        pairing_enabled=True,
-        button_enabled=True,
-        led_enabled=True,
-        timezone_offset=offset_minutes(row.timezone, now or utcnow()),
-        fob_paired=False,
-        single_lock=False,
-        advertising_mode=0,
-        keypad_paired=row.keypad,
-        timezone_id=nuki_timezone_id(row.timezone),
-        device_type=row.type,
-        timezone=row.timezone,
+    config = _zipped(
+        _CONFIG_KEYS,
+        (
+            row.name,
+            0.0,
+            0.0,
+            False,
+            True,
+            True,
+            True,
+            offset_minutes(row.timezone, now or utcnow()),
+            False,
+            False,
+            0,
+            row.keypad,
+            nuki_timezone_id(row.timezone),
+            row.type,
+            row.timezone,
+        ),
     )
-    return shape_dict(
-        Smartlock,
-        smartlock_id=row.id,
-        account_id=row.account_id,
-        type=row.type,
-        auth_id=row.auth_id,
-        name=row.name,
-        favorite=row.favorite,
-        config=config,
-        state=state,
-        firmware_version=0x030905,
-        hardware_version=0x0501,
-        server_state=0 if online else 4,
-        admin_pin_state=0,
-        virtual_device=row.virtual,
-        creation_date=row.created_at,
-        update_date=row.updated_at,
-        opener=row.type == 2,
-        box=row.type == 1,
-        smart_door=row.type == 3,
-        keyturner=row.type in (0, 3, 4),
-        nuki_id=row.nuki_id,
-        checked_date=row.checked_at,
+    kind = row.type
+    return _zipped(
+        _LOCK_KEYS,
+        (
+            row.id,
+            row.account_id,
+            kind,
+            row.auth_id,
+            row.name,
+            row.favorite,
+            config,
+            state,
+            0x030905,
+            0x0501,
+            0 if online else 4,
+            0,
+            row.virtual,
+            _date(row.created_at),
+            _date(row.updated_at),
+            kind == 2,
+            kind == 1,
+            kind == 3,
+            kind in (0, 3, 4),
+            row.nuki_id,
+            _date(row.checked_at),
+        ),
     )
 
 
