@@ -57,7 +57,9 @@ class Runtime:
         self.background = background
         secure_data_folder(settings.data)  # 0700, its secrets 0600 (tightened if looser)
         self.db = Database(
-            settings.resolved_database_url, reconciler_sync=settings.sqlite_reconciler_sync
+            settings.resolved_database_url,
+            reconciler_sync=settings.sqlite_reconciler_sync,
+            pool_size=settings.database_pool_size,
         )
         # The simulator; the emulator API and the admin CLI speak to it directly.
         self.link = VirtualLockLink(

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # them, which only sends those keys again (see store/database.py). "full": every commit
     # synced. What a client is told is stored always commits with synchronous=FULL.
     sqlite_reconciler_sync: Literal["normal", "full"] = "normal"
+    # PostgreSQL: the connections each process keeps open (as many again may open for a
+    # moment). Fewer than the requests in flight made every request past them open and close
+    # a connection, a new server process each time (docs/benchmarks.md).
+    database_pool_size: int = Field(default=20, ge=1, le=500)
     # Mail: the first retry's delay (doubling up to 5 min), and how long a sender may hold a
     # message before it counts as dead (longer than any SMTP exchange: 10 s per step).
     mail_retry_seconds: float = 2.0

@@ -148,9 +148,10 @@ class SchemaNotCurrent(Exception):
 class Database:
     """One engine and its session factory; ``session()`` commits on success, rolls back on error."""
 
-    def __init__(self, url: str, *, reconciler_sync: str = "normal") -> None:
+    def __init__(self, url: str, *, reconciler_sync: str = "normal", pool_size: int = 20) -> None:
         """``reconciler_sync``: SQLite's ``synchronous`` for ``durable=False`` transactions,
-        "normal" or "full" (see the module's text); PostgreSQL commits every one durably."""
+        "normal" or "full" (see the module's text); PostgreSQL commits every one durably.
+        ``pool_size``: PostgreSQL's connections kept open (as many again for a moment)."""
         if reconciler_sync not in SYNC_LEVELS:
             raise ValueError(f"reconciler_sync must be one of {SYNC_LEVELS}: {reconciler_sync!r}")
         self.url = url
@@ -170,8 +171,14 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
+            # Kept open for the requests in flight: a connection opened and closed per request
+            # costs the server a new process each time (most of a listing's time under load).
             self.engine = create_engine(
-                url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+                url,
+                pool_pre_ping=True,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                hide_parameters=True,
             )
         # SQLite: this process's writers queue on a lock of our own before BEGIN IMMEDIATE.
         # SQLite's busy handler makes a waiting writer sleep and poll (1, 2, 5 … 100 ms), so
