@@ -204,6 +204,27 @@ def connections_held(pid: int, port: int) -> int:
     return count
 
 
+def clients_on_both(server: Any, pids: list[int], path: str, at_least: int) -> list[httpx.Client]:
+    """At least ``at_least`` clients, each keeping a connection open, and more (up to 64) until
+    both API processes hold some: which process accepts a connection is the kernel's choice,
+    and one pinned process may win many in a row."""
+    port = int(server.url.rsplit(":", 1)[1])
+    clients: list[httpx.Client] = []
+    try:
+        while len(clients) < 64:
+            client = httpx.Client(base_url=server.url, headers=server.headers, timeout=30)
+            clients.append(client)
+            assert client.get(path).status_code == 200
+            if len(clients) >= at_least and all(connections_held(pid, port) for pid in pids):
+                return clients
+        held = {pid: connections_held(pid, port) for pid in pids}
+        raise AssertionError(f"64 connections, not on both processes: {held}")
+    except BaseException:
+        for client in clients:
+            client.close()
+        raise
+
+
 def start_worker(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
     process = subprocess.Popen(
         [*keyhouse_command(), "--data", str(data), "worker"],
@@ -260,12 +281,10 @@ def test_two_api_processes_and_a_separate_worker_share_one_postgresql_database(
             assert [len(cpus) for cpus in cores] == [1, 1] and cores[0] != cores[1], cores
         port = int(server.url.rsplit(":", 1)[1])
         lock = server.lock_ids[0]
-        clients = [
-            httpx.Client(base_url=server.url, headers=server.headers, timeout=30) for _ in range(24)
-        ]
+        # Each client keeps its connection open: both processes must hold some of them,
+        # having answered the requests that came on them.
+        clients = clients_on_both(server, pids, "/smartlock", 24)
         try:
-            # Each client keeps its connection open: both processes must hold some of them,
-            # having answered the requests that came on them.
             for client in clients:
                 answer = client.get("/smartlock")
                 assert answer.status_code == 200, answer.text
@@ -390,17 +409,10 @@ def test_a_listing_is_never_older_than_the_last_write_whichever_process_wrote_it
     server_process, server = start_server(tmp_path / "data", env, ["--workers", "2"])
     try:
         pids = two_api_processes(server_process, server)
-        port = int(server.url.rsplit(":", 1)[1])
         lock = server.lock_ids[0]
         path = f"/smartlock/{lock}/auth"
-        clients = [
-            httpx.Client(base_url=server.url, headers=server.headers, timeout=30) for _ in range(12)
-        ]
+        clients = clients_on_both(server, pids, path, 12)  # both processes serve
         try:
-            for client in clients:
-                assert client.get(path).status_code == 200
-            held = {pid: connections_held(pid, port) for pid in pids}
-            assert all(count >= 1 for count in held.values()), held  # both processes serve
             body = {"name": "Round 0", "type": 13, "code": 345678, "remoteAllowed": False}
             assert clients[0].put(path, json=body).status_code == 204
             (key,) = clients[0].get(path).json()

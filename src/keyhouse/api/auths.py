@@ -149,7 +149,7 @@ def _all_keys_page(
     limit: int | None,
     after: str | None,
 ) -> tuple[list[Shape], str | None, int]:
-    with runtime.db.read() as session:
+    with runtime.db.read_connection() as session:
         caller = caller_in(session, request, AUTH_SCOPES)
         wanted = parse_types(types)
         page_size = checked_limit(limit, list_cap(request))
@@ -294,7 +294,7 @@ def _lock_keys_json(
     page_size: int,
     start: tuple[Any, ...] | None,
 ) -> tuple[bytes, str | None]:
-    with runtime.db.read() as session:
+    with runtime.db.read_connection() as session:
         # Token and the lock's listing version in one query; the version is read before the
         # rows, so rows read after it are at least as new as it says.
         def token_and_version(token_hash: str) -> tuple[ApiTokenRow | None, int | None]:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from fastapi import Depends, Request
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from keyhouse.errors import MissingScope, TooManyRequests, Unauthorized
@@ -179,7 +180,7 @@ def current_caller(request: Request) -> Caller:
     return caller_of(row, address)
 
 
-def caller_in(session: Session, request: Request, any_of: tuple[str, ...]) -> Caller:
+def caller_in(session: Session | Connection, request: Request, any_of: tuple[str, ...]) -> Caller:
     """The caller, as ``current_caller`` and ``scoped(*any_of)`` give it, looked up in
     ``session``: for a listing that does all its work in one trip to the thread pool."""
     runtime = runtime_of(request)

@@ -215,6 +215,13 @@ class Database:
         with self._open(self._read_factory) as session:
             yield session
 
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A read-only transaction on a plain connection, no ORM session: for the listings
+        clients poll (a session's set-up and teardown cost as much as their cached answer)."""
+        with self.engine.connect() as connection, connection.begin():
+            yield connection
+
     @staticmethod
     @contextmanager
     def _open(factory: sessionmaker[Session]) -> Iterator[Session]:

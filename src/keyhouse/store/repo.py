@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Integer, Row, Select, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from keyhouse.rules.ids import new_object_id
@@ -45,6 +46,11 @@ TOKEN_COLUMNS = (
 )
 
 
+def _connection(session: Session | Connection) -> Connection:
+    """Where plain statements run: a session's connection, or the connection given."""
+    return session.connection() if isinstance(session, Session) else session
+
+
 # Built once: every request looks its token up (building the statement cost more than
 # running it), on the session's connection (plain rows, no ORM).
 _TOKEN_WITH_KEYS_VERSION = (
@@ -59,20 +65,20 @@ _TOKEN_BY_HASH = select(*TOKEN_COLUMNS).where(ApiToken.token_hash == bindparam("
 
 
 def token_with_keys_version(
-    session: Session, token_hash: str, smartlock_id: int
+    session: Session | Connection, token_hash: str, smartlock_id: int
 ) -> tuple[ApiTokenRow, int | None] | None:
     """The token's columns, and the key-listing version of the lock if it is in the token's
     account: one plain query (no ORM objects) for the hot path."""
     row = (
-        session.connection()
+        _connection(session)
         .execute(_TOKEN_WITH_KEYS_VERSION, {"token_hash": token_hash, "smartlock_id": smartlock_id})
         .first()
     )
     return None if row is None else (ApiTokenRow(*row[:-1]), row[-1])
 
 
-def token_row_by_hash(session: Session, token_hash: str) -> ApiTokenRow | None:
-    row = session.connection().execute(_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
+def token_row_by_hash(session: Session | Connection, token_hash: str) -> ApiTokenRow | None:
+    row = _connection(session).execute(_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
     return None if row is None else ApiTokenRow(*row)
 
 
@@ -350,7 +356,7 @@ LISTING_COLUMNS = (
 
 
 def list_auth_rows(
-    session: Session,
+    session: Session | Connection,
     account_id: int,
     *,
     smartlock_id: int | None = None,
@@ -382,7 +388,7 @@ def list_auth_rows(
         params["after_lock"], params["after_created"], params["after_id"] = after
     if limit is not None:
         params["limit"] = limit
-    return session.connection().execute(statement, params).all()
+    return _connection(session).execute(statement, params).all()
 
 
 @functools.cache
