@@ -370,6 +370,10 @@ def test_the_locks_state_follows_the_upstream(standin: LiveServer, home: Home) -
         done = home.sync.sync(home.account)
         assert done is not None and done.error is None
         assert mine()["state"] == theirs()["state"]
+        listed = home.client.get("/smartlock", headers=home.headers).json()
+        assert [lock["state"] for lock in listed if lock["smartlockId"] == lock_id] == [
+            theirs()["state"]
+        ]
         # The action is in Keyhouse's log too, as the upstream logged it.
         latest = home.log(f"/smartlock/{lock_id}/log")[0]
         assert latest["action"] == {"unlock": 1, "lock": 2}[action]
@@ -379,8 +383,11 @@ def test_the_locks_state_follows_the_upstream(standin: LiveServer, home: Home) -
 
 
 def test_a_refused_token_marks_the_link_broken_and_a_relink_mends_it(
-    standin: LiveServer, home: Home
+    standin: LiveServer, home: Home, caplog: pytest.LogCaptureFixture
 ) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
     wrong = "kh_" + "w" * 43
     with home.runtime.db.session() as session:
         session.execute(
@@ -412,6 +419,11 @@ def test_a_refused_token_marks_the_link_broken_and_a_relink_mends_it(
     with home.runtime.db.read() as session:
         (status,) = upstream.status(session)
     assert status.last_error is None
+    # Logged (the failure, httpx's requests at DEBUG), never with either token.
+    assert any("pulling from Nuki's cloud failed" in r.getMessage() for r in caplog.records)
+    assert any(r.name.startswith(("httpx", "httpcore")) for r in caplog.records)
+    text = "\n".join(f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert wrong not in text and standin.token not in text
     # Only the refused calls carried the wrong token.
     home.recording.requests[:] = [
         r for r in home.recording.requests if r.headers["authorization"] != f"Bearer {wrong}"
@@ -462,3 +474,69 @@ def test_the_worker_pulls_a_new_link_periodically_and_after_an_action(
         with runtime.db.read() as session:
             link = session.get(UpstreamLink, account)
             assert link is not None and link.last_error is None
+
+
+PULL_SCRIPT = """
+import sys, time
+from pathlib import Path
+from keyhouse.devices.upstream_sync import UpstreamSync
+from keyhouse.store.database import Database
+from keyhouse.store.secret_box import SecretBox
+
+url, data, account, go = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+db = Database(url)
+db.engine.connect().close()
+print("ready", flush=True)
+for _ in range(60000):
+    if go.exists():
+        break
+    time.sleep(0.001)
+result = UpstreamSync(db, SecretBox(data)).sync(account)
+print(result.entries if result is not None and result.error is None else f"error: {result}")
+db.dispose()
+"""
+
+
+def test_two_processes_pulling_at_once_keep_each_entry_once(
+    standin: LiveServer, home: Home, tmp_path: Path
+) -> None:
+    import os
+    import sys
+
+    lock_id = keypad_lock(standin)
+    _ref, code = upstream_keypad_key(standin, lock_id, f"Twins {new_code()}")
+    home.sync.sync(home.account)
+    settings = home.runtime.settings
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for round_ in range(3):
+        typed = {type_code(standin, lock_id, code)["logId"] for _ in range(2 + round_)}
+        go = tmp_path / f"go{round_}"
+        pullers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    PULL_SCRIPT,
+                    settings.resolved_database_url,
+                    str(settings.data),
+                    str(home.account),
+                    str(go),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for _ in range(2)
+        ]
+        for puller in pullers:  # both imported and connected: then they start together
+            assert puller.stdout is not None
+            assert puller.stdout.readline().strip() == "ready"
+        go.touch()
+        outputs = [p.communicate(timeout=120) for p in pullers]
+        assert all(p.returncode == 0 for p in pullers), outputs
+        kept = [int(out.strip().splitlines()[-1]) for out, _err in outputs]
+        assert sum(kept) == len(typed), (round_, outputs)
+        with home.runtime.db.read() as session:
+            found = session.scalars(select(SmartlockLog.id).where(SmartlockLog.id.in_(typed)))
+            assert sorted(found) == sorted(typed)
