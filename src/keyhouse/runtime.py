@@ -137,6 +137,8 @@ class Runtime:
             self.secrets,
             interval_seconds=settings.upstream_sync_seconds,
             timeout_seconds=settings.upstream_timeout_seconds,
+            rate_limits=self.rate_limits,
+            rate=settings.upstream_rate,
             on_due=self._upstream_due,
         )
         self.upstream_worker = Worker(

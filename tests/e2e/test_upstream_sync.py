@@ -11,7 +11,6 @@ recorded and checked against the official API's structure.
 from __future__ import annotations
 
 import random
-import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -25,12 +24,13 @@ from sqlalchemy import func, select, update
 
 from conftest import LiveServer, start_server, wait_until
 from keyhouse.app import create_app
+from keyhouse.devices.nuki_cloud import BROKEN_MARK
 from keyhouse.devices.upstream_sync import LOG_PAGE, UpstreamSync
 from keyhouse.runtime import Runtime
 from keyhouse.services import admin, upstream
 from keyhouse.settings import Settings
 from keyhouse.store.models import SmartlockAuth, SmartlockLog, UpstreamLink
-from official_schemas import official_errors, official_spec
+from official_schemas import official_errors, official_operation, request_problems
 
 
 @pytest.fixture(scope="module")
@@ -69,28 +69,18 @@ class Recording(httpx.BaseTransport):
         return self.inner.handle_request(request)
 
 
-def official_operation(method: str, path: str) -> dict | None:
-    paths = official_spec()["paths"]
-    for template in sorted(paths, key=lambda t: (t.count("{"), t)):
-        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
-        if re.match(pattern, path) and method.lower() in paths[template]:
-            return paths[template][method.lower()]
-    return None
-
-
 def assert_official(requests: list[httpx.Request], token: str) -> None:
     assert requests
     for request in requests:
-        operation = official_operation(request.method, request.url.path)
-        assert operation is not None, f"{request.method} {request.url.path} is not official"
-        declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
-        assert set(request.url.params) <= declared, request.url
+        path = request.url.path
+        assert request_problems(request.method, path, request.url.params, request.content) == []
+        operation = official_operation(request.method, path)
+        assert operation is not None
         for parameter in operation.get("parameters", []):
             name = parameter["name"]
             if parameter["in"] == "query" and parameter["schema"].get("type") == "integer":
                 assert request.url.params.get(name, "0").isdigit(), (name, request.url)
         assert request.headers["authorization"] == f"Bearer {token}"
-        assert not request.content
 
 
 @dataclass
@@ -397,6 +387,7 @@ def test_a_refused_token_marks_the_link_broken_and_a_relink_mends_it(
         )
     done = home.sync.sync(home.account)
     assert done is not None and done.error is not None
+    assert done.error.startswith(BROKEN_MARK)  # broken, as the cloud link marks it
     assert "refused the token (401 Unauthorized)" in done.error
     assert "link again" in done.error
     assert wrong not in done.error
@@ -404,8 +395,13 @@ def test_a_refused_token_marks_the_link_broken_and_a_relink_mends_it(
         (status,) = upstream.status(session)
     assert status.last_error == done.error
     assert status.calls == 2  # the link's call and the refused one
-    # The next pull tries again, and fails the same way until the operator links again.
-    assert home.sync.sync(home.account).error == done.error  # type: ignore[union-attr]
+    # Broken: nothing more is sent (nor by the cloud link) until the operator links again.
+    sent = len(home.recording.requests)
+    again = home.sync.sync(home.account)
+    assert again is not None and (again.error, again.calls) == (done.error, 0)
+    assert len(home.recording.requests) == sent
+    assert home.runtime.upstream_sync.run(home.account) is not None  # claimed, sends nothing
+    assert len(home.recording.requests) == sent
     upstream.link(
         home.runtime.db,
         home.runtime.secrets,
@@ -414,8 +410,8 @@ def test_a_refused_token_marks_the_link_broken_and_a_relink_mends_it(
         url=standin.url,
         transport=home.recording,
     )
-    again = home.sync.sync(home.account)
-    assert again is not None and again.error is None
+    mended = home.sync.sync(home.account)
+    assert mended is not None and mended.error is None
     with home.runtime.db.read() as session:
         (status,) = upstream.status(session)
     assert status.last_error is None
@@ -540,3 +536,67 @@ def test_two_processes_pulling_at_once_keep_each_entry_once(
         with home.runtime.db.read() as session:
             found = session.scalars(select(SmartlockLog.id).where(SmartlockLog.id.in_(typed)))
             assert sorted(found) == sorted(typed)
+
+
+def test_a_pull_stays_within_the_accounts_budget(standin: LiveServer, home: Home) -> None:
+    """The budget (KEYHOUSE_UPSTREAM_RATE) is the cloud link's: a pull over it sends nothing
+    more, keeps what it brought, and is no failure of the upstream's."""
+    from keyhouse.store.rate_limits import RateLimits
+
+    lock_id = keypad_lock(standin)
+    _ref, code = upstream_keypad_key(standin, lock_id, f"Thrifty {new_code()}")
+    budget = RateLimits(namespace=f"budget-{new_code()}")
+    thrifty = UpstreamSync(
+        home.runtime.db,
+        home.runtime.secrets,
+        rate_limits=budget,
+        rate="3/minute",
+        transport=home.recording,
+    )
+    home.sync.sync(home.account)  # the log's history, outside this budget
+    first = thrifty.sync(home.account)
+    assert first is not None and (first.error, first.calls) == (None, 2)
+    typed = type_code(standin, lock_id, code)["logId"]
+    sent = len(home.recording.requests)
+    second = thrifty.sync(home.account)  # the state (the 3rd request), then no log page
+    assert second is not None and second.error is not None
+    assert "KEYHOUSE_UPSTREAM_RATE" in second.error and "3 a minute" in second.error
+    assert (second.calls, second.refreshed, second.entries) == (1, 2, 0)
+    assert len(home.recording.requests) == sent + 1
+    with home.runtime.db.read() as session:
+        (status,) = upstream.status(session)
+        assert status.last_error is None  # not the upstream's failure
+        assert session.scalar(select(SmartlockLog.id).where(SmartlockLog.id == typed)) is None
+    # Another process's pulls and the cloud link count against the same budget.
+    assert not budget.hit("3/minute", "upstream", home.account).allowed
+
+
+def test_a_pull_that_ends_after_the_link_broke_leaves_it_broken(home: Home) -> None:
+    """The cloud link marks the link broken while a pull (whose requests went through just
+    before) is recording: the pull's record keeps the mark; any other error it replaces."""
+    from keyhouse.rules.dates import utcnow
+    from keyhouse.store import upstream as links
+
+    def record(error: str | None) -> str | None:
+        with home.runtime.db.session() as session:
+            links.count_pull(session, home.account, 2, utcnow(), error, BROKEN_MARK)
+        with home.runtime.db.read() as session:
+            return session.get(UpstreamLink, home.account).last_error  # type: ignore[union-attr]
+
+    def mark(error: str) -> None:
+        with home.runtime.db.session() as session:
+            session.execute(
+                update(UpstreamLink)
+                .where(UpstreamLink.account_id == home.account)
+                .values(last_error=error)
+            )
+
+    mark("Nuki's API at x failed (503): try again later")
+    assert record(None) is None
+    assert record("Nuki's API at x did not answer in time") == (
+        "Nuki's API at x did not answer in time"
+    )
+    broken = BROKEN_MARK + "Nuki's API at x refused the token (401 Unauthorized): link again"
+    mark(broken)
+    assert record(None) == broken
+    assert record("Nuki's API at x failed (503): try again later") == broken

@@ -16,11 +16,15 @@ One pull, for one account (``UpstreamSync.sync``):
    names that key (id, slot, user); a key Keyhouse does not know keeps the upstream's id and
    name. Entries of locks not imported are skipped.
 
-The calls are counted in ``upstream_links.calls``; a failure (a 401: the token was refused)
-is the link's ``last_error``, in words, and the next pull tries again; the token is never
-logged. ``run`` is the periodic pull: a process claims it on ``upstream_links.sync_due_at``
-(the database's clock), so one process pulls an account per interval; ``after_action`` makes
-it due at once.
+Every request counts against the account's budget (``KEYHOUSE_UPSTREAM_RATE``, shared with
+the cloud link; over it the pull stops, keeping what it brought) and in
+``upstream_links.calls``. A failure is the link's ``last_error``, in words, and the next pull
+tries again; a 401/403 breaks the link as the cloud link does (``nuki_cloud.BROKEN_MARK``): a
+broken link is not pulled until it is linked again. The token is never logged.
+
+``run`` is the periodic pull: a process claims it on ``upstream_links.sync_due_at`` (the
+database's clock), so one process pulls an account per interval; ``after_action`` makes it
+due at once.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from datetime import datetime
 import httpx
 from sqlalchemy.orm import Session
 
-from keyhouse.devices.nuki_api import NukiApi, UpstreamError
+from keyhouse.devices.nuki_api import LinkBroken, NukiApi, UpstreamError
+from keyhouse.devices.nuki_cloud import BROKEN_MARK, is_broken
 from keyhouse.rules.dates import utcnow
+from keyhouse.rules.rate_limit import describe, parse_rule
 from keyhouse.rules.upstream import (
     UpstreamLockInfo,
     UpstreamLogEntry,
@@ -44,6 +50,7 @@ from keyhouse.rules.upstream import (
 from keyhouse.store import upstream as store
 from keyhouse.store.database import Database
 from keyhouse.store.models import Smartlock
+from keyhouse.store.rate_limits import RateLimits
 from keyhouse.store.secret_box import SecretBox, SecretKeyMissing
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,13 @@ log = logging.getLogger(__name__)
 # One page of the upstream's log (Nuki's largest), and the pages one pull reads at most.
 LOG_PAGE = 50
 LOG_PAGES = 4
+
+
+OVER_BUDGET = "the budget of requests to Nuki's cloud"
+
+
+class OverBudget(Exception):
+    """The account's budget of requests is used up: nothing was sent."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,8 @@ class UpstreamSync:
         interval_seconds: float = 60.0,
         timeout_seconds: float = 10.0,
         pages: int = LOG_PAGES,
+        rate_limits: RateLimits | None = None,
+        rate: str = "off",
         transport: httpx.BaseTransport | None = None,
         on_due: Callable[[int], object] | None = None,
     ) -> None:
@@ -82,6 +98,9 @@ class UpstreamSync:
         self.interval_seconds = interval_seconds
         self.timeout_seconds = timeout_seconds
         self.pages = max(1, pages)
+        # The account's budget of requests upstream (None: not counted).
+        self.rate_limits = rate_limits
+        self.rate = rate
         self.transport = transport
         # Told an account's pull is due now (the runtime hands it to its worker).
         self.on_due = on_due
@@ -119,7 +138,9 @@ class UpstreamSync:
             link = store.link_of(session, account_id)
             if link is None:
                 return None
-            url, sealed = link.url, link.token_secret
+            url, sealed, last_error = link.url, link.token_secret, link.last_error
+        if is_broken(last_error):
+            return SyncResult(0, 0, 0, 0, 0, last_error)  # nothing sent until linked again
         try:
             token = self.box.open(sealed)
         except SecretKeyMissing as exc:
@@ -129,25 +150,42 @@ class UpstreamSync:
         cloud = NukiApi(url, token, timeout_seconds=self.timeout_seconds, transport=self.transport)
         try:
             try:
+                self._spend(account_id)
                 found = parse_locks(cloud.smartlocks())
                 refreshed, removed = self.db.transaction(
                     lambda session: _refresh(session, account_id, found, utcnow()),
                     what=f"taking the state of account {account_id}'s locks",
                 )
                 kept, skipped = self._pull_log(cloud, account_id)
+            except OverBudget as exc:
+                error = str(exc)
+            except LinkBroken as exc:
+                error = BROKEN_MARK + exc.message
             except UpstreamError as exc:
                 error = exc.message
             except ValueError as exc:
                 error = f"Nuki's API at {url}: {exc}"
         finally:
             cloud.close()
+        done = (refreshed, removed, kept, skipped)
+        if error is not None and error.startswith(OVER_BUDGET):
+            # Not the upstream's failure: the calls made are counted, the link's error kept.
+            log.info("account %s: %s", account_id, error)
+            if cloud.calls:
+                self._record(account_id, cloud.calls, last_error)
+            return SyncResult(*done, cloud.calls, error)
         if error is not None:
-            return self._failed(account_id, cloud.calls, error, (refreshed, removed, kept, skipped))
+            return self._failed(account_id, cloud.calls, error, done)
+        self._record(account_id, cloud.calls, None)
+        return SyncResult(*done, cloud.calls, None)
+
+    def _record(self, account_id: int, calls: int, error: str | None) -> None:
         self.db.transaction(
-            lambda session: store.count_calls(session, account_id, cloud.calls, utcnow(), None),
+            lambda session: store.count_pull(
+                session, account_id, calls, utcnow(), error, BROKEN_MARK
+            ),
             what=f"recording the pull of account {account_id}",
         )
-        return SyncResult(refreshed, removed, kept, skipped, cloud.calls, None)
 
     def _failed(
         self,
@@ -157,31 +195,52 @@ class UpstreamSync:
         done: tuple[int, int, int, int] = (0, 0, 0, 0),
     ) -> SyncResult:
         log.warning("account %s: pulling from Nuki's cloud failed: %s", account_id, error)
-        self.db.transaction(
-            lambda session: store.count_calls(session, account_id, calls, utcnow(), error),
-            what=f"recording the upstream's failure for account {account_id}",
-        )
+        self._record(account_id, calls, error)
         return SyncResult(*done, calls, error)
+
+    def _spend(self, account_id: int) -> None:
+        """One request of the account's budget, or OverBudget (nothing sent)."""
+        if self.rate_limits is None:
+            return
+        verdict = self.rate_limits.hit(self.rate, "upstream", account_id)
+        if not verdict.allowed:
+            rule = parse_rule(self.rate)
+            raise OverBudget(
+                f"{OVER_BUDGET} ({describe(rule) if rule is not None else self.rate}, "
+                f"KEYHOUSE_UPSTREAM_RATE) is used up: the pull goes on at the next interval"
+            )
 
     def _pull_log(self, cloud: NukiApi, account_id: int) -> tuple[int, int]:
         """New entries, newest first across pages, until one Keyhouse has; kept oldest first
         (so Keyhouse's order, by insertion, is the upstream's). (kept, skipped)."""
         fresh: list[UpstreamLogEntry] = []
         cursor: str | None = None
+        stopped: Exception | None = None
         for _ in range(self.pages):
-            entries, last, size = parse_log_page(cloud.logs(limit=LOG_PAGE, older_than=cursor))
+            try:
+                self._spend(account_id)
+                page = cloud.logs(limit=LOG_PAGE, older_than=cursor)
+            except (OverBudget, UpstreamError) as exc:
+                if not fresh:
+                    raise
+                stopped = exc  # what the earlier pages brought is kept, then the failure told
+                break
+            entries, last, size = parse_log_page(page)
             with self.db.read() as session:
                 known = store.known_log_ids(session, account_id, [e.id for e in entries])
             fresh.extend(entry for entry in entries if entry.id not in known)
             if known or size < LOG_PAGE or last is None:
                 break
             cursor = last
-        if not fresh:
-            return 0, 0
-        return self.db.transaction(
-            lambda session: _keep(session, account_id, fresh[::-1]),
-            what=f"keeping account {account_id}'s activity log",
-        )
+        done = (0, 0)
+        if fresh:
+            done = self.db.transaction(
+                lambda session: _keep(session, account_id, fresh[::-1]),
+                what=f"keeping account {account_id}'s activity log",
+            )
+        if stopped is not None:
+            raise stopped
+        return done
 
 
 def _refresh(

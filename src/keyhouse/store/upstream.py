@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, case, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -170,6 +170,31 @@ def claim_sync(session: Session, account_id: int, seconds: float) -> bool:
         .execution_options(synchronize_session=False)
     )
     return done.rowcount == 1  # type: ignore[attr-defined]
+
+
+def count_pull(
+    session: Session,
+    account_id: int,
+    calls: int,
+    at: datetime,
+    error: str | None,
+    broken_mark: str,
+) -> None:
+    """``count_calls`` for a pull of state and log, which never replaces a last error that
+    begins with ``broken_mark`` (a broken link is mended only by linking again, even when
+    this pull's requests went through before the token was refused)."""
+    broken = UpstreamLink.last_error.startswith(broken_mark, autoescape=True)
+    session.execute(
+        update(UpstreamLink)
+        .where(UpstreamLink.account_id == account_id)
+        .values(
+            calls=UpstreamLink.calls + calls,
+            last_contact_at=at,
+            last_error=case((broken, UpstreamLink.last_error), else_=literal(error, Text())),
+            updated_at=at,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def sync_now(session: Session, account_id: int) -> bool:
