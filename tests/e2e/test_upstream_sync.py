@@ -187,11 +187,16 @@ def type_code(standin: LiveServer, lock_id: int, code: int) -> dict:
     return decision
 
 
-def upstream_entry(standin: LiveServer, log_id: str) -> dict:
-    entries = httpx.get(
+def upstream_log(standin: LiveServer) -> list[dict]:
+    answer = httpx.get(
         f"{standin.url}/smartlock/log", headers=standin.headers, params={"limit": 50}
-    ).json()
-    (entry,) = [e for e in entries if e["id"] == log_id]
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def upstream_entry(standin: LiveServer, log_id: str) -> dict:
+    (entry,) = [e for e in upstream_log(standin) if e["id"] == log_id]
     return entry
 
 
@@ -202,23 +207,32 @@ def test_a_keypad_code_typed_at_the_door_shows_in_keyhouses_log_with_its_key(
     standin: LiveServer, home: Home
 ) -> None:
     lock_id = keypad_lock(standin)
-    known_ref, known_code = upstream_keypad_key(standin, lock_id, f"Cleaner {new_code()}")
+    known_code = new_code()
     unknown_ref, unknown_code = upstream_keypad_key(standin, lock_id, f"Plumber {new_code()}")
-    # Keyhouse's own key for the first code, which the upstream calls by its id there (what
-    # the cloud link records when its create lands: the key's device_ref).
+    # Keyhouse's own key, made in Keyhouse: the cloud link creates it at the upstream and
+    # records the upstream's id as the key's device_ref.
     made = home.client.put(
         f"/smartlock/{lock_id}/auth",
         headers=home.headers,
         json={"name": "Cleaner", "type": 13, "code": known_code, "remoteAllowed": False},
     )
     assert made.status_code == 204, made.text
-    with home.runtime.db.session() as session:
-        key = session.scalars(select(SmartlockAuth).where(SmartlockAuth.name == "Cleaner")).one()
-        key.device_ref = known_ref
-        keyhouse_key_id = key.id
+
+    def placed() -> str | None:
+        home.runtime.reconciler.reconcile(lock_id)
+        with home.runtime.db.read() as session:
+            key = session.scalars(select(SmartlockAuth).where(SmartlockAuth.name == "Cleaner"))
+            found = key.one()
+            return found.id if found.sync_state == "applied" and found.device_ref else None
+
+    keyhouse_key_id = wait_until(placed, timeout=30, what="the cloud link to place the key")
+    with home.runtime.db.read() as session:
+        known_ref = session.get(SmartlockAuth, keyhouse_key_id).device_ref  # type: ignore[union-attr]
     known = type_code(standin, lock_id, known_code)
     unknown = type_code(standin, lock_id, unknown_code)
 
+    with home.runtime.db.read() as session:
+        calls_before = session.get(UpstreamLink, home.account).calls  # type: ignore[union-attr]
     first = home.sync.sync(home.account)
     assert first is not None and first.error is None, first
     assert first.entries >= 2
@@ -236,7 +250,8 @@ def test_a_keypad_code_typed_at_the_door_shows_in_keyhouses_log_with_its_key(
         for field in ("smartlockId", "name", "action", "trigger", "state", "date", "source"):
             assert mine[field] == theirs[field], field
         assert mine["trigger"] == 255  # the keypad
-    assert ours[known["logId"]]["name"].startswith("Cleaner ")
+    assert ours[known["logId"]]["name"] == "Cleaner"
+    assert ours[unknown["logId"]]["name"].startswith("Plumber ")
     # The lock's own log, and the filter by key.
     mine = {e["id"] for e in home.log(f"/smartlock/{lock_id}/log")}
     assert {known["logId"], unknown["logId"]} <= mine
@@ -254,8 +269,8 @@ def test_a_keypad_code_typed_at_the_door_shows_in_keyhouses_log_with_its_key(
         assert len(ids) == len(set(ids))
         link = session.get(UpstreamLink, home.account)
         assert link is not None and link.last_error is None
-        # The link's one call, and each pull's: GET /smartlock and one page of the log.
-        assert link.calls == 1 + first.calls + second.calls
+        # Each pull's calls counted: GET /smartlock and one page of the log.
+        assert link.calls == calls_before + first.calls + second.calls
         assert second.calls == 2
 
 
@@ -467,6 +482,21 @@ def test_the_worker_pulls_a_new_link_periodically_and_after_an_action(
         second = type_code(standin, lock_id, code)["logId"]
         runtime.upstream_sync.after_action(account)
         wait_until(lambda: logged(second), what="the pull after the action")
+        # An unlock through Keyhouse (the cloud link's POST /smartlock/{id}/action): the
+        # upstream's lock moves and logs it; the pull after the action brings that entry.
+        theirs_before = {e["id"] for e in upstream_log(standin)}
+        moved = client.post(f"/smartlock/{lock_id}/action/unlock", headers=headers)
+        assert moved.status_code == 204, moved.text
+        (unlocked,) = wait_until(
+            lambda: [
+                e
+                for e in upstream_log(standin)
+                if e["id"] not in theirs_before and e["action"] == 1
+            ],
+            what="the upstream to log the unlock",
+        )
+        runtime.upstream_sync.after_action(account)
+        wait_until(lambda: logged(unlocked["id"]), what="the pull after the unlock")
         with runtime.db.read() as session:
             link = session.get(UpstreamLink, account)
             assert link is not None and link.last_error is None
