@@ -32,6 +32,10 @@ from keyhouse.settings import Settings
 from keyhouse.store.models import SmartlockAuth, SmartlockLog, UpstreamLink
 from official_schemas import official_errors, official_operation, request_problems
 
+# How long a wait for the stand-in or a worker may last on a busy machine (a bound, not a
+# measure: the waits end as soon as what they wait for is there).
+WAIT = 60.0
+
 
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
@@ -160,7 +164,7 @@ def upstream_keypad_key(standin: LiveServer, lock_id: int, name: str) -> tuple[s
         found = [key["id"] for key in keys.json() if key["name"] == name]
         return found[0] if found else None
 
-    key_id = wait_until(listed, what=f"{name} listed at the upstream")
+    key_id = wait_until(listed, timeout=WAIT, what=f"{name} listed at the upstream")
     # On the lock itself: the emulator's count of what the device holds stops moving.
     wait_until(
         lambda: (
@@ -169,6 +173,7 @@ def upstream_keypad_key(standin: LiveServer, lock_id: int, name: str) -> tuple[s
             ).json()["pendingOperations"]
             == 0
         ),
+        timeout=WAIT,
         what="the upstream's lock to hold the code",
     )
     return key_id, code
@@ -225,7 +230,7 @@ def test_a_keypad_code_typed_at_the_door_shows_in_keyhouses_log_with_its_key(
             found = key.one()
             return found.id if found.sync_state == "applied" and found.device_ref else None
 
-    keyhouse_key_id = wait_until(placed, timeout=30, what="the cloud link to place the key")
+    keyhouse_key_id = wait_until(placed, timeout=WAIT, what="the cloud link to place the key")
     with home.runtime.db.read() as session:
         known_ref = session.get(SmartlockAuth, keyhouse_key_id).device_ref  # type: ignore[union-attr]
     known = type_code(standin, lock_id, known_code)
@@ -370,7 +375,11 @@ def test_the_locks_state_follows_the_upstream(standin: LiveServer, home: Home) -
             f"{standin.url}/smartlock/{lock_id}/action/{action}", headers=standin.headers
         )
         assert moved.status_code == 204, moved.text
-        wait_until(lambda: theirs()["state"]["state"] == state, what=f"the upstream to {action}")  # noqa: B023
+        wait_until(
+            lambda state=state: theirs()["state"]["state"] == state,
+            timeout=WAIT,
+            what=f"the upstream to {action}",
+        )
         assert mine()["state"]["state"] != state
         done = home.sync.sync(home.account)
         assert done is not None and done.error is None
@@ -478,10 +487,10 @@ def test_the_worker_pulls_a_new_link_periodically_and_after_an_action(
             answer = client.get("/smartlock/log", headers=headers, params={"limit": 50})
             return log_id in {entry["id"] for entry in answer.json()}
 
-        wait_until(lambda: logged(first), what="the new link's first pull")
+        wait_until(lambda: logged(first), timeout=WAIT, what="the new link's first pull")
         second = type_code(standin, lock_id, code)["logId"]
         runtime.upstream_sync.after_action(account)
-        wait_until(lambda: logged(second), what="the pull after the action")
+        wait_until(lambda: logged(second), timeout=WAIT, what="the pull after the action")
         # An unlock through Keyhouse (the cloud link's POST /smartlock/{id}/action): the
         # upstream's lock moves and logs it; the pull after the action brings that entry.
         theirs_before = {e["id"] for e in upstream_log(standin)}
@@ -493,10 +502,11 @@ def test_the_worker_pulls_a_new_link_periodically_and_after_an_action(
                 for e in upstream_log(standin)
                 if e["id"] not in theirs_before and e["action"] == 1
             ],
+            timeout=WAIT,
             what="the upstream to log the unlock",
         )
         runtime.upstream_sync.after_action(account)
-        wait_until(lambda: logged(unlocked["id"]), what="the pull after the unlock")
+        wait_until(lambda: logged(unlocked["id"]), timeout=WAIT, what="the pull after the unlock")
         with runtime.db.read() as session:
             link = session.get(UpstreamLink, account)
             assert link is not None and link.last_error is None
