@@ -21,6 +21,7 @@ from keyhouse.devices.links import Links
 from keyhouse.devices.nuki_cloud import NukiCloudLink
 from keyhouse.devices.simulator import VirtualLockLink
 from keyhouse.devices.sync import Reconciler, owner_name
+from keyhouse.devices.upstream_sync import UpstreamSync
 from keyhouse.outbox.sender import MailSender
 from keyhouse.rules.dates import utcnow
 from keyhouse.settings import Settings
@@ -44,6 +45,8 @@ HOUSEKEEPING = "audit-retention"
 # (each batch its own short transaction; what is left goes on the next run).
 HOUSEKEEPING_EVERY_SECONDS = 3600.0
 PRUNE_BATCHES_PER_RUN = 100
+# Linked accounts pulled at once by one process (a hanging upstream holds one of them).
+UPSTREAM_THREADS = 2
 
 
 # How often a process without workers looks whether its locks have confirmed a write.
@@ -129,6 +132,24 @@ class Runtime:
             scan=self._mail_scan,
             interval=settings.worker_interval_seconds,
         )
+        # Linked Nuki Web accounts: their locks' state and activity log, pulled periodically
+        # (claimed per account on the database, so one process pulls) and after actions.
+        self.upstream_sync = UpstreamSync(
+            self.db,
+            self.secrets,
+            interval_seconds=settings.upstream_sync_seconds,
+            timeout_seconds=settings.upstream_timeout_seconds,
+            rate_limits=self.rate_limits,
+            rate=settings.upstream_rate,
+            on_due=self._upstream_due,
+        )
+        self.upstream_worker = Worker(
+            "keyhouse-upstream",
+            handle=lambda account_id: self.upstream_sync.run(int(account_id)),  # type: ignore[call-overload]
+            scan=self.upstream_sync.due,
+            interval=settings.worker_interval_seconds,
+            threads=UPSTREAM_THREADS,
+        )
         self._housekeeping_due = 0.0  # time.monotonic() of the next run: at once on start
         self.housekeeping_worker = Worker(
             "keyhouse-housekeeping",
@@ -155,6 +176,12 @@ class Runtime:
                 break
         return pruned
 
+    def _upstream_due(self, account_id: int) -> None:
+        """An account's pull is due now: this process's worker takes it; without workers
+        here, the worker processes' next scan does."""
+        if self.background:
+            self.upstream_worker.submit([account_id])
+
     def _mail_scan(self) -> list[str]:
         self.idempotency_pruner.maybe()
         return [MAIL_QUEUE] if self.mail.has_due() else []
@@ -168,6 +195,7 @@ class Runtime:
         self.device_worker.start()
         self.mail_worker.start()
         self.housekeeping_worker.start()
+        self.upstream_worker.start()
         if self.listener is not None:
             self.listener.start()
         self.device_worker.submit(self.reconciler.locks_with_work())
@@ -184,6 +212,7 @@ class Runtime:
             self.device_worker.stop()
             self.mail_worker.stop()
             self.housekeeping_worker.stop()
+            self.upstream_worker.stop()
         self.cloud_link.close()
         self.db.dispose()
 

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     # A create sent to Nuki's cloud whose key it does not list is sent again only after this
     # long (keys may appear late; a second create would make the key twice).
     upstream_resend_seconds: float = Field(default=600.0, gt=0)
+    # How often a linked account's lock state and activity log are pulled from its upstream
+    # (and once right after an action on one of its locks); 0 turns the periodic pull off.
+    upstream_sync_seconds: float = Field(default=60.0, ge=0)
     # The stand-in for api.nuki.io (tests, rehearsals): answers as Nuki's API does where it
     # matters (no Keyhouse fields, late keys, 423, HTML 429, partial updates that wipe the
     # time window); see docs/simulator.md. Off by default: Keyhouse's own behaviour.

@@ -177,6 +177,8 @@ def linked(tmp: Path, standin: LiveServer, **settings: Any) -> Iterator[Cloud]:
             worker_interval_seconds=0.1,
             confirm_wait_seconds=0,
             drift_check_seconds=0,
+            # The link's own requests only (the pulls of state and log: test_upstream_sync).
+            upstream_sync_seconds=0,
             **settings,
         )
     )

@@ -144,3 +144,20 @@ def test_0012_goes_back_to_0011_and_up_again(tmp_path: Path) -> None:
     columns = {c["name"] for c in inspect(db.engine).get_columns("smartlock_auths")}
     assert added <= columns
     db.dispose()
+
+
+def test_0013_goes_back_to_0012_and_up_again(tmp_path: Path) -> None:
+    from sqlalchemy import inspect
+
+    from keyhouse.store.database import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'keyhouse.db'}")
+    db.migrate()
+    assert "sync_due_at" in {c["name"] for c in inspect(db.engine).get_columns("upstream_links")}
+    db.downgrade("0012")
+    assert "sync_due_at" not in {
+        c["name"] for c in inspect(db.engine).get_columns("upstream_links")
+    }
+    db.migrate()
+    assert "sync_due_at" in {c["name"] for c in inspect(db.engine).get_columns("upstream_links")}
+    db.dispose()

@@ -88,3 +88,80 @@ def test_a_plan_adds_refreshes_marks_and_finds_conflicts() -> None:
 def test_an_empty_upstream_marks_every_lock_and_adds_none() -> None:
     plan = plan_import(1, [], {}, [5, 6])
     assert (plan.added, plan.refreshed, plan.removed, plan.conflicts) == ([], [], [5, 6], {})
+
+
+# --- the activity log --------------------------------------------------------------------------
+
+ENTRY = {
+    "id": "6751a2b3c4d5e6f708192a3b",
+    "smartlockId": LOCK["smartlockId"],
+    "deviceType": 0,
+    "authId": "6751a2b3c4d5e6f708192a3c",
+    "name": "Cleaner",
+    "action": 1,
+    "trigger": 255,
+    "state": 0,
+    "autoUnlock": False,
+    "date": "2026-12-03T08:00:00.000Z",
+    "source": 1,
+}
+
+
+def test_a_log_entry_is_read_with_its_id_key_and_date() -> None:
+    from datetime import UTC, datetime
+
+    from keyhouse.rules.upstream import parse_log_entry
+
+    entry = parse_log_entry({**ENTRY, "id": ENTRY["id"].upper(), "openerLog": {"x": 1}})
+    assert entry is not None
+    assert entry.id == ENTRY["id"]  # Keyhouse's ids are lower case
+    assert (entry.smartlock_id, entry.auth_id, entry.name) == (
+        LOCK["smartlockId"],
+        ENTRY["authId"],
+        "Cleaner",
+    )
+    assert (entry.action, entry.trigger, entry.state, entry.source) == (1, 255, 0, 1)
+    assert entry.date == datetime(2026, 12, 3, 8, tzinfo=UTC)
+    assert entry.error is None and entry.auto_unlock is False
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"id": "not-an-object-id"},
+        {"id": None},
+        {"smartlockId": "17"},
+        {"smartlockId": 0},
+        {"action": None},
+        {"trigger": 256},
+        {"state": True},
+        {"date": "yesterday"},
+        {"date": "2026-12-03T08:00:00"},  # no zone
+    ],
+)
+def test_an_entry_keyhouse_cannot_keep_is_left_out(change: dict[str, Any]) -> None:
+    from keyhouse.rules.upstream import parse_log_entry
+
+    assert parse_log_entry({**ENTRY, **change}) is None
+
+
+def test_odd_fields_of_an_entry_are_dropped_not_fatal() -> None:
+    from keyhouse.rules.upstream import parse_log_entry
+
+    entry = parse_log_entry({**ENTRY, "authId": 7, "name": None, "source": "x", "error": ""})
+    assert entry is not None
+    assert (entry.auth_id, entry.name, entry.source, entry.error) == (None, "", None, None)
+
+
+def test_a_log_page_gives_its_entries_and_the_cursor_of_the_last() -> None:
+    from keyhouse.rules.upstream import parse_log_page
+
+    older = {**ENTRY, "id": "6751a2b3c4d5e6f708192a30"}
+    entries, cursor, size = parse_log_page([ENTRY, {"id": "bad"}, older])
+    assert [e.id for e in entries] == [ENTRY["id"], older["id"]]
+    assert (cursor, size) == (older["id"], 3)
+    assert parse_log_page([]) == ([], None, 0)
+    # The last item is unreadable: no cursor (paging stops there).
+    assert parse_log_page([ENTRY, {"id": "bad"}])[1] is None
+    with pytest.raises(ValueError, match="did not answer a list"):
+        parse_log_page({"detailMessage": "x"})

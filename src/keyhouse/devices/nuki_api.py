@@ -234,3 +234,11 @@ class NukiApi:
         """``POST /smartlock/{id}/action`` (a SmartlockAction)."""
         body = {"action": action} if not option else {"action": action, "option": option}
         self._send("POST", f"/smartlock/{smartlock_id}/action", body=body, ok=204)
+
+    def logs(self, *, limit: int, older_than: str | None = None) -> Any:
+        """``GET /smartlock/log``: the account's activity log, newest first; ``older_than``
+        (the official ``id`` cursor) gives the entries older than that one."""
+        params = {"limit": str(limit)}
+        if older_than is not None:
+            params["id"] = older_than
+        return self._json("GET", "/smartlock/log", params)

@@ -1,12 +1,17 @@
-"""Pure rules for a linked Nuki Web account: reading its lock list, planning a refresh."""
+"""Pure rules for a linked Nuki Web account: reading its lock list and its activity log,
+planning a refresh."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from keyhouse.rules.dates import parse_api_datetime
+from keyhouse.rules.ids import is_object_id
 from keyhouse.rules.timezones import NUKI_TIMEZONES
+from keyhouse.rules.violations import RuleViolation
 
 SMARTLOCK_ID_MAX = 2**63 - 1
 LOCK_NAME_MAX = 200
@@ -117,3 +122,73 @@ def plan_import(
     refreshed = [lock_id for lock_id in listed if lock_id in holders and lock_id not in conflicts]
     gone = sorted(set(imported_before) - set(listed))
     return ImportPlan(added=added, refreshed=refreshed, removed=gone, conflicts=conflicts)
+
+
+LOG_NAME_MAX = 200
+LOG_ERROR_MAX = 1000
+
+
+@dataclass(frozen=True)
+class UpstreamLogEntry:
+    """One entry of the upstream's ``GET /smartlock/log``, checked (official SmartlockLog)."""
+
+    id: str  # a 24-hex ObjectId: Keyhouse keeps it as its own entry's id
+    smartlock_id: int
+    auth_id: str | None  # the upstream's id of the key used
+    name: str
+    action: int
+    trigger: int
+    state: int
+    auto_unlock: bool
+    date: datetime
+    source: int | None
+    error: str | None
+
+
+def _small(value: Any) -> int | None:
+    number = _int(value)
+    return number if number is not None and 0 <= number <= 255 else None
+
+
+def parse_log_entry(item: Any) -> UpstreamLogEntry | None:
+    """An entry of the upstream's log, or None when it is not one Keyhouse can keep (no
+    ObjectId, no smartlockId, no action, trigger, state or date): the upstream is not trusted,
+    and one odd entry must not stop the others."""
+    if not isinstance(item, dict) or not is_object_id(item.get("id")):
+        return None
+    lock_id = _int(item.get("smartlockId"))
+    action, trigger, state = (_small(item.get(k)) for k in ("action", "trigger", "state"))
+    if lock_id is None or not 0 < lock_id <= SMARTLOCK_ID_MAX or None in (action, trigger, state):
+        return None
+    try:
+        date = parse_api_datetime(item.get("date"), "date")
+    except RuleViolation:
+        return None
+    auth_id = item.get("authId")
+    name = item.get("name")
+    error = item.get("error")
+    return UpstreamLogEntry(
+        id=item["id"].lower(),
+        smartlock_id=lock_id,
+        auth_id=auth_id.lower() if is_object_id(auth_id) else None,
+        name=name[:LOG_NAME_MAX] if isinstance(name, str) else "",
+        action=action,  # type: ignore[arg-type]
+        trigger=trigger,  # type: ignore[arg-type]
+        state=state,  # type: ignore[arg-type]
+        auto_unlock=item.get("autoUnlock") is True,
+        date=date,
+        source=_int(item.get("source")),
+        error=error[:LOG_ERROR_MAX] if isinstance(error, str) and error else None,
+    )
+
+
+def parse_log_page(payload: Any) -> tuple[list[UpstreamLogEntry], str | None, int]:
+    """A page of the upstream's log: the entries Keyhouse can keep (newest first, as sent),
+    the id to ask for older ones with (the page's last entry's), and how many it held.
+    ValueError if it is not a list."""
+    if not isinstance(payload, list):
+        raise ValueError("the upstream's GET /smartlock/log did not answer a list of entries")
+    entries = [entry for entry in map(parse_log_entry, payload) if entry is not None]
+    last = payload[-1] if payload else None
+    cursor = last.get("id") if isinstance(last, dict) and is_object_id(last.get("id")) else None
+    return entries, cursor, len(payload)

@@ -24,7 +24,7 @@ from keyhouse.services import audit
 from keyhouse.services.audit import OPERATOR
 from keyhouse.store import upstream as store
 from keyhouse.store.database import Database
-from keyhouse.store.models import Account, Smartlock, UpstreamLink, UpstreamLock
+from keyhouse.store.models import Account, Smartlock, UpstreamLink
 from keyhouse.store.secret_box import SecretBox
 
 LINK_KIND = "nuki"
@@ -167,7 +167,7 @@ def _import(
         )
         session.add(lock)
         session.flush()
-        session.add(_upstream_row(account_id, info, now))
+        session.add(store.new_upstream_row(account_id, info, now))
         audit.record(
             session,
             OPERATOR,
@@ -182,21 +182,7 @@ def _import(
         info = by_id[lock_id]
         lock = session.get(Smartlock, lock_id)
         assert lock is not None
-        if (lock.name, lock.type, lock.keypad, lock.timezone) != (
-            info.name,
-            info.type,
-            info.keypad,
-            info.timezone,
-        ):
-            lock.name, lock.type, lock.keypad = info.name, info.type, info.keypad
-            lock.timezone = info.timezone
-            lock.updated_at = now
-        row = before.get(lock_id)
-        if row is None:
-            session.add(_upstream_row(account_id, info, now))
-        else:
-            row.config, row.state, row.server_state = info.config, info.state, info.server_state
-            row.seen_at, row.removed_at = now, None
+        store.refresh_lock(session, account_id, lock, before.get(lock_id), info, now)
     for lock_id in plan.removed:
         row = before[lock_id]
         if row.removed_at is None:
@@ -223,17 +209,6 @@ def _import(
         added=len(plan.added),
         refreshed=len(plan.refreshed),
         removed=len(plan.removed),
-    )
-
-
-def _upstream_row(account_id: int, info: UpstreamLockInfo, now: datetime) -> UpstreamLock:
-    return UpstreamLock(
-        smartlock_id=info.smartlock_id,
-        account_id=account_id,
-        config=info.config,
-        state=info.state,
-        server_state=info.server_state,
-        seen_at=now,
     )
 
 

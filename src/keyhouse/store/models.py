@@ -421,6 +421,9 @@ class UpstreamLink(Base):
     # How many requests Keyhouse sent to the upstream for this link (its budget is counted
     # against it).
     calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the next pull of the locks' state and the activity log is due, in seconds on the
+    # database's clock (see ``store.leases.db_now``); a process claims a pull by moving it on.
+    sync_due_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class UpstreamLock(Base):

@@ -1,14 +1,28 @@
-"""Queries for linked Nuki Web accounts: links, imported locks, the stand-in's switches."""
+"""Queries for linked Nuki Web accounts: links, imported locks, the pull of their state and
+log, the stand-in's switches."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, case, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from keyhouse.store.models import Account, NukiEmulation, Smartlock, UpstreamLink, UpstreamLock
+from keyhouse.rules.upstream import UpstreamLockInfo
+from keyhouse.store.leases import db_now
+from keyhouse.store.models import (
+    Account,
+    NukiEmulation,
+    Smartlock,
+    SmartlockAuth,
+    SmartlockLog,
+    UpstreamLink,
+    UpstreamLock,
+)
 
 
 def hold_account(session: Session, account_id: int) -> Account | None:
@@ -91,3 +105,156 @@ def take_too_many_requests(session: Session, account_id: int) -> bool:
         .values(too_many_requests=NukiEmulation.too_many_requests - 1)
     )
     return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+def refresh_lock(
+    session: Session,
+    account_id: int,
+    lock: Smartlock,
+    row: UpstreamLock | None,
+    info: UpstreamLockInfo,
+    now: datetime,
+) -> None:
+    """An imported lock as the upstream's ``GET /smartlock`` lists it now: its name, type,
+    keypad and zone (the lock's row touched only when one changed), and the upstream's own
+    config, state and server state; listed again if it was marked removed."""
+    if (lock.name, lock.type, lock.keypad, lock.timezone) != (
+        info.name,
+        info.type,
+        info.keypad,
+        info.timezone,
+    ):
+        lock.name, lock.type, lock.keypad = info.name, info.type, info.keypad
+        lock.timezone = info.timezone
+        lock.updated_at = now
+    if row is None:
+        session.add(new_upstream_row(account_id, info, now))
+    else:
+        row.config, row.state, row.server_state = info.config, info.state, info.server_state
+        row.seen_at, row.removed_at = now, None
+
+
+def new_upstream_row(account_id: int, info: UpstreamLockInfo, now: datetime) -> UpstreamLock:
+    return UpstreamLock(
+        smartlock_id=info.smartlock_id,
+        account_id=account_id,
+        config=info.config,
+        state=info.state,
+        server_state=info.server_state,
+        seen_at=now,
+    )
+
+
+# --- the periodic pull of state and log (devices.upstream_sync) --------------------------------
+
+
+def due_links(session: Session) -> list[int]:
+    """The accounts whose pull of state and log is due, on the database's clock."""
+    return list(
+        session.scalars(
+            select(UpstreamLink.account_id)
+            .where(UpstreamLink.sync_due_at <= db_now(session))
+            .order_by(UpstreamLink.account_id)
+        )
+    )
+
+
+def claim_sync(session: Session, account_id: int, seconds: float) -> bool:
+    """Take the account's due pull: moves the next one ``seconds`` on, if it is due now (one
+    process wins; the others see it not due). False if it is not due or not linked."""
+    now = db_now(session)
+    done = session.execute(
+        update(UpstreamLink)
+        .where(UpstreamLink.account_id == account_id, UpstreamLink.sync_due_at <= now)
+        .values(sync_due_at=now + seconds)
+        .execution_options(synchronize_session=False)
+    )
+    return done.rowcount == 1  # type: ignore[attr-defined]
+
+
+def count_pull(
+    session: Session,
+    account_id: int,
+    calls: int,
+    at: datetime,
+    error: str | None,
+    broken_mark: str,
+) -> None:
+    """``count_calls`` for a pull of state and log, which never replaces a last error that
+    begins with ``broken_mark`` (a broken link is mended only by linking again, even when
+    this pull's requests went through before the token was refused)."""
+    broken = UpstreamLink.last_error.startswith(broken_mark, autoescape=True)
+    session.execute(
+        update(UpstreamLink)
+        .where(UpstreamLink.account_id == account_id)
+        .values(
+            calls=UpstreamLink.calls + calls,
+            last_contact_at=at,
+            last_error=case((broken, UpstreamLink.last_error), else_=literal(error, Text())),
+            updated_at=at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def sync_now(session: Session, account_id: int) -> bool:
+    """Make the account's pull due at once (after an action); False if it is not linked."""
+    done = session.execute(
+        update(UpstreamLink)
+        .where(UpstreamLink.account_id == account_id)
+        .values(sync_due_at=0.0)
+        .execution_options(synchronize_session=False)
+    )
+    return done.rowcount == 1  # type: ignore[attr-defined]
+
+
+def known_log_ids(session: Session, account_id: int, ids: Iterable[str]) -> set[str]:
+    wanted = list(ids)
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(
+            select(SmartlockLog.id).where(
+                SmartlockLog.account_id == account_id, SmartlockLog.id.in_(wanted)
+            )
+        )
+    )
+
+
+def keys_by_ref(
+    session: Session, account_id: int, refs: Iterable[str]
+) -> dict[tuple[int, str], SmartlockAuth]:
+    """The account's keys the upstream calls by these ids (their ``device_ref``), by
+    (smartlockId, upstream id)."""
+    wanted = list(refs)
+    if not wanted:
+        return {}
+    keys = session.scalars(
+        select(SmartlockAuth).where(
+            SmartlockAuth.account_id == account_id, SmartlockAuth.device_ref.in_(wanted)
+        )
+    )
+    return {(key.smartlock_id, key.device_ref or ""): key for key in keys}
+
+
+def add_log(session: Session, values: dict[str, Any]) -> bool:
+    """Insert one activity-log entry unless its id is there already (another process pulled
+    it first): ``INSERT … ON CONFLICT DO NOTHING``. True if this one inserted it."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    made = session.scalar(
+        insert(SmartlockLog)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(SmartlockLog.seq)
+    )
+    return made is not None
+
+
+def imported_types(session: Session, account_id: int) -> dict[int, int]:
+    """The account's imported locks: smartlockId -> its lock type."""
+    rows = session.execute(
+        select(Smartlock.id, Smartlock.type)
+        .join(UpstreamLock, UpstreamLock.smartlock_id == Smartlock.id)
+        .where(UpstreamLock.account_id == account_id, Smartlock.account_id == account_id)
+    )
+    return {row.id: row.type for row in rows}
