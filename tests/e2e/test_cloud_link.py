@@ -622,3 +622,46 @@ def test_a_key_deleted_while_the_upstream_lock_is_offline_is_not_adopted_back(
     listed = cloud.keys()
     assert [k for k in listed if k["name"] == "Cleaner"] == []
     assert [k for k in cloud.theirs() if k["name"] == "Cleaner"] == []
+
+
+# --- the upstream's own failures: 402 for good, 5xx for now ---------------------------------------
+
+
+def test_a_402_fails_the_key_with_the_upstreams_reason_and_nothing_is_made(cloud: Cloud) -> None:
+    cloud.switch(failNext=1, failStatus=402)
+    key_id = cloud.create(WEEKDAY_CODE)
+    key = cloud.wait_state(key_id, "failed")
+    assert "402" in key["error"] and "Payment required" in key["error"], key["error"]
+    assert [k for k in cloud.theirs() if k["name"] == "Cleaner"] == []
+    assert cloud.creates() == 1  # refused for good: not sent again
+    assert cloud.row(key_id).create_marker is None
+
+
+def test_5xx_answers_are_retried_and_nothing_is_doubled(tmp_path: Path) -> None:
+    with (
+        standin_server(tmp_path) as standin,
+        linked(tmp_path, standin, upstream_resend_seconds=3) as cloud,
+    ):
+        key_id = cloud.create(WEEKDAY_CODE)
+        cloud.wait_state(key_id, "applied")
+
+        # A change meets two proxy errors (HTML 502s), then goes through, window kept.
+        cloud.switch(failNext=2, failStatus=502)
+        renamed = cloud.client.post(
+            f"/smartlock/{cloud.lock_id}/auth/{key_id}",
+            headers=cloud.headers,
+            json={"name": "Maid"},
+        )
+        assert renamed.status_code == 204, renamed.text
+        cloud.wait_state(key_id, "applied", timeout=60, check=lambda k: k["name"] == "Maid")
+        theirs = only(cloud.theirs(), "Maid")
+        assert {n: theirs[n] for n in WINDOW} == {n: WEEKDAY_CODE[n] for n in WINDOW}
+
+        # A create answered 503: it may have landed, so it is looked for and sent again only
+        # after the resend window; it had not landed, so there is exactly one at the end.
+        cloud.switch(failNext=1, failStatus=503)
+        second = cloud.create({**WEEKDAY_CODE, "name": "Gardener", "code": 468135})
+        cloud.wait_state(second, "applied", timeout=60)
+        assert len([k for k in cloud.theirs() if k["name"] == "Gardener"]) == 1
+        listed = cloud.keys()
+        assert [k["name"] for k in listed].count("Gardener") == 1

@@ -239,6 +239,8 @@ NUKI_FIELDS = {
     "tooManyRequests": "too_many_requests",
     "keysAppearAfterSeconds": "keys_appear_after_seconds",
     "hideNewKeys": "hide_new_keys",
+    "failNext": "fail_next",
+    "failStatus": "fail_status",
 }
 
 
@@ -258,6 +260,8 @@ def _nuki_shape(switches: nuki_mode.Switches) -> Response:
             too_many_requests=switches.too_many_requests,
             keys_appear_after_seconds=switches.keys_appear_after_seconds,
             hide_new_keys=switches.hide_keys_since is not None,
+            fail_next=switches.fail_next,
+            fail_status=switches.fail_status,
         )
     )
 
@@ -285,7 +289,8 @@ def get_nuki(request: Request, caller: Caller = Depends(emulator_scope)) -> Resp
     description="Only with KEYHOUSE_NUKI_MODE=1. tooManyRequests: the next N requests to the "
     "Nuki paths answer 429 with an HTML page; keysAppearAfterSeconds: how long a new key stays "
     "out of the listings (null: the server's setting); hideNewKeys: keys created while true "
-    "never appear.",
+    "never appear; failNext: the next N requests answer failStatus (402 and 426 with Nuki's "
+    "error body, 5xx with a proxy's HTML page).",
 )
 def configure_nuki(
     request: Request,

@@ -13,6 +13,8 @@ normal mode never passes through here. What it changes:
 * a write to a lock answers ``423`` while an operation runs on it (a reconciler is mid-call);
 * ``tooManyRequests: N`` makes the next N requests answer ``429`` with an HTML page and no
   ``Retry-After``, as Nuki's front end may;
+* ``failNext: N`` (with ``failStatus``) makes the next N requests answer that status: 402 or
+  426 with Nuki's error body, a 5xx with a proxy's HTML page;
 * ``POST /smartlock/{id}/auth/{authId}`` is Nuki's partial update: a time-window field the
   body leaves out is cleared (the window is wiped), not kept.
 """
@@ -47,6 +49,15 @@ WRITES = frozenset({"PUT", "POST", "DELETE"})
 LOCK_PATH = re.compile(r"^/smartlock/(\d+)(/.*)?$")
 KEY_LIST = re.compile(r"^/smartlock(/\d+)?/auth$")
 ONE_KEY = re.compile(r"^/smartlock/\d+/auth/[^/]+$")
+FAILURE_WORDS = {
+    402: "Payment required: the subscription of this account does not cover this",
+    426: "Upgrade required: this client's API version is no longer supported",
+}
+PROXY_HTML = (
+    "<html>\r\n<head><title>{status} Error</title></head>\r\n<body>\r\n"
+    "<center><h1>{status} Error</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 TOO_MANY_HTML = (
     b"<html>\r\n<head><title>429 Too Many Requests</title></head>\r\n<body>\r\n"
     b"<center><h1>429 Too Many Requests</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -121,8 +132,8 @@ class NukiModeMiddleware:
         return None
 
     def _before(self, scope: Scope, account_id: int) -> tuple[str | None, nuki_mode.Switches]:
-        """("429" / "423" / None, the account's switches). Read first: only a "429 next" to
-        spend takes a write transaction."""
+        """("429" / "423" / a failNext status / None, the account's switches). Read first: only
+        a "fail next" to spend takes a write transaction."""
         default = self.runtime.settings.nuki_keys_appear_seconds
         match = LOCK_PATH.match(scope["path"])
         with self.runtime.db.read() as session:
@@ -137,6 +148,11 @@ class NukiModeMiddleware:
             with self.runtime.db.session() as session:
                 if nuki_mode.throttled(session, account_id):
                     return "429", switches
+        if switches.fail_next > 0:
+            with self.runtime.db.session() as session:
+                status = nuki_mode.failing(session, account_id)
+            if status is not None:
+                return str(status), switches
         return ("423" if running else None), switches
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -149,6 +165,9 @@ class NukiModeMiddleware:
             verdict, switches = await run_in_threadpool(self._before, scope, account_id)
             if verdict == "429":
                 await _answer(send, 429, TOO_MANY_HTML, b"text/html")
+                return
+            if verdict is not None and verdict != "423":
+                await _fail(send, int(verdict))
                 return
             if verdict == "423":
                 body = orjson.dumps(
@@ -232,6 +251,16 @@ class NukiModeMiddleware:
                     "suppressedExceptions": [],
                 }
         return orjson.dumps(value)
+
+
+async def _fail(send: Send, status: int) -> None:
+    """One of ``failNext``'s answers: Nuki's error body for 402/426, a proxy's page for 5xx."""
+    words = FAILURE_WORDS.get(status)
+    if words is not None:
+        body = orjson.dumps({"detailMessage": words, "stackTrace": [], "suppressedExceptions": []})
+        await _answer(send, status, body, b"application/json")
+        return
+    await _answer(send, status, PROXY_HTML.format(status=status).encode(), b"text/html")
 
 
 async def _answer(send: Send, status: int, body: bytes, content_type: bytes) -> None:

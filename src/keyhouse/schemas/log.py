@@ -114,6 +114,8 @@ class EmulatorNuki(ResponseShape):
     hide_new_keys: bool = Field(
         description="Keys created while this is true never appear (until it is turned off)"
     )
+    fail_next: int = Field(description="How many of the next requests answer failStatus")
+    fail_status: int = Field(description="What failNext's requests answer: 402, 426 or 5xx")
 
 
 class EmulatorNukiUpdate(RequestShape):
@@ -124,5 +126,11 @@ class EmulatorNukiUpdate(RequestShape):
         None, ge=0, le=3600, description="Overrides KEYHOUSE_NUKI_KEYS_APPEAR_SECONDS"
     )
     hide_new_keys: bool | None = Field(None, description="New keys never appear while true")
+    fail_next: Int | None = Field(
+        None, ge=0, le=1000, description="The next N requests answer failStatus"
+    )
+    fail_status: Literal[402, 426, 500, 502, 503, 504] | None = Field(
+        None, description="What failNext's requests answer (the stand-in's last set: 503)"
+    )
 
     example: ClassVar[dict[str, Any]] = {"tooManyRequests": 2, "hideNewKeys": True}

@@ -20,6 +20,8 @@ class Switches:
     too_many_requests: int
     keys_appear_after_seconds: float
     hide_keys_since: datetime | None
+    fail_next: int = 0
+    fail_status: int = 503
 
 
 def switches(session: Session, account_id: int, default_delay: float) -> Switches:
@@ -28,7 +30,11 @@ def switches(session: Session, account_id: int, default_delay: float) -> Switche
         return Switches(0, default_delay, None)
     delay = row.keys_appear_seconds
     return Switches(
-        row.too_many_requests, default_delay if delay is None else delay, row.hide_keys_since
+        row.too_many_requests,
+        default_delay if delay is None else delay,
+        row.hide_keys_since,
+        row.fail_next,
+        row.fail_status,
     )
 
 
@@ -41,6 +47,10 @@ def configure(
         session.add(row)
     if changes.get("too_many_requests") is not None:
         row.too_many_requests = changes["too_many_requests"]
+    if changes.get("fail_next") is not None:
+        row.fail_next = changes["fail_next"]
+    if changes.get("fail_status") is not None:
+        row.fail_status = changes["fail_status"]
     if "keys_appear_after_seconds" in changes:
         row.keys_appear_seconds = changes["keys_appear_after_seconds"]
     if changes.get("hide_new_keys") is not None:
@@ -55,6 +65,11 @@ def configure(
 def throttled(session: Session, account_id: int) -> bool:
     """Whether this request is one of the "429 next" ones (spends it)."""
     return store.take_too_many_requests(session, account_id)
+
+
+def failing(session: Session, account_id: int) -> int | None:
+    """The status this request answers if it is one of the "fail next" ones (spends it)."""
+    return store.take_failure(session, account_id)
 
 
 def operation_running(session: Session, smartlock_id: int) -> bool:

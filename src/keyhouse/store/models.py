@@ -461,3 +461,6 @@ class NukiEmulation(Base):
     keys_appear_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Keys created since then never appear in listings (until this is cleared).
     hide_keys_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The next N requests of the account answer ``fail_status`` (402, 426, 500, 502, 503, 504).
+    fail_next: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fail_status: Mapped[int] = mapped_column(Integer, default=503, server_default="503")

@@ -97,6 +97,17 @@ def emulation(session: Session, account_id: int) -> NukiEmulation | None:
     return session.get(NukiEmulation, account_id)
 
 
+def take_failure(session: Session, account_id: int) -> int | None:
+    """Spend one of the account's "fail next" requests; its status, or None (atomic)."""
+    done = session.execute(
+        update(NukiEmulation)
+        .where(NukiEmulation.account_id == account_id, NukiEmulation.fail_next > 0)
+        .values(fail_next=NukiEmulation.fail_next - 1)
+        .returning(NukiEmulation.fail_status)
+    ).first()
+    return None if done is None else int(done[0])
+
+
 def take_too_many_requests(session: Session, account_id: int) -> bool:
     """Spend one of the account's "429 next" requests; True if there was one (atomic)."""
     done = session.execute(
