@@ -136,6 +136,7 @@ def test_an_app_key_sends_one_invite_with_lock_key_validity_and_guest_link(
     guest_secret(mail)
     assert "do not share it" in body
     assert "The first browser that opens the door with it keeps the key" in body
+    assert "Nuki" not in body  # a virtual lock: no invite from Nuki to expect
     assert '<html lang="en">' in mail["html"]
     assert "Hello Anna," in mail["html"] and VIENNA_VALIDITY in mail["html"]
     assert key["id"] in mail["message_id"]

@@ -242,3 +242,25 @@ class NukiApi:
         if older_than is not None:
             params["id"] = older_than
         return self._json("GET", "/smartlock/log", params)
+
+    def users(self, email: str) -> list[dict[str, Any]]:
+        """``GET /account/user?email=…``: the account's users with that e-mail (Nuki filters
+        case-insensitively; the caller compares again)."""
+        found = self._json("GET", "/account/user", params={"email": email})
+        if not isinstance(found, list):
+            raise UpstreamDown(f"Nuki's API at {self.url} did not answer /account/user with a list")
+        return [user for user in found if isinstance(user, dict)]
+
+    def create_user(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /account/user`` (an AccountUserCreate): the new AccountUser. Nuki then sends
+        that person its own invitation."""
+        answer = self._send("PUT", "/account/user", body=body)
+        try:
+            found = answer.json()
+        except ValueError:
+            found = None
+        if not isinstance(found, dict) or not isinstance(found.get("accountUserId"), int):
+            raise UpstreamDown(
+                f"Nuki's API at {self.url} did not answer PUT /account/user with a user"
+            )
+        return found

@@ -57,7 +57,7 @@ from keyhouse.rules.dates import format_api_datetime, parse_api_datetime, utcnow
 from keyhouse.rules.rate_limit import describe, parse_rule
 from keyhouse.store import upstream as store
 from keyhouse.store.database import Database
-from keyhouse.store.models import Smartlock
+from keyhouse.store.models import AccountUser, Smartlock, SmartlockAuth
 from keyhouse.store.rate_limits import RateLimits
 from keyhouse.store.secret_box import SecretBox, SecretKeyMissing
 
@@ -81,10 +81,12 @@ def is_broken(last_error: str | None) -> bool:
     return bool(last_error) and str(last_error).startswith(BROKEN_MARK)
 
 
-APP_KEYS_NOT_YET = (
-    "app keys (type 0) of a lock in Nuki's cloud need a Nuki account user, which Keyhouse does "
-    "not create yet: this key waits; give the guest a keypad code (type 13) instead"
+NO_USER = (
+    "an app key (type 0) of a lock in Nuki's cloud goes to a Nuki account user, found or made "
+    "there by this key's account user's e-mail; this key has no account user in Keyhouse (it "
+    "was deleted?): give the key an accountUserId, or make it a keypad code (type 13)"
 )
+LANGUAGES = ("en", "de", "es", "fr", "it", "nl", "cs", "sk")  # AccountUserCreate's enum
 # How long one account-wide listing serves read_all (the drift checks of the account's locks).
 LISTING_SECONDS = 10.0
 # After a 429 (Nuki sends no Retry-After), nothing more for at least this long.
@@ -129,15 +131,18 @@ def create_body(data: dict[str, Any]) -> dict[str, Any]:
     }
     if data.get("code") is not None:
         body["code"] = data["code"]
+    if isinstance(data.get("accountUserId"), int):
+        body["accountUserId"] = data["accountUserId"]  # an app key's user at the upstream
     body.update({name: data[name] for name in WINDOW_FIELDS if data.get(name) is not None})
     return body
 
 
 def fingerprint(data: dict[str, Any]) -> dict[str, Any]:
-    """What identifies a created key at the upstream: name, type, code, window (the user:
-    Keyhouse sends none today)."""
+    """What identifies a created key at the upstream: name, type, code, window (an app key's
+    upstream user is added when it is known: see ``NukiCloudLink._with_user``)."""
     body = create_body(data)
     body.pop("remoteAllowed")
+    body.pop("accountUserId", None)
     return body
 
 
@@ -189,6 +194,7 @@ class _Account:
         self.api = api
         self.listing: tuple[float, list[dict[str, Any]]] | None = None
         self.guard = threading.Lock()
+        self.users: dict[str, int] = {}  # e-mail (lower-cased) -> the upstream's accountUserId
 
 
 class NukiCloudLink:
@@ -335,8 +341,6 @@ class NukiCloudLink:
         marker: CreateMarker | None = None,
     ) -> Placed:
         unsent = marker is not None and marker.fresh  # nothing sent yet for this marker
-        if data.get("type") == 0:
-            raise NotDriven(APP_KEYS_NOT_YET, create_unsent=unsent)
         try:
             account_id, account = self._client(smartlock_id)
         except NotDriven as exc:
@@ -346,10 +350,87 @@ class NukiCloudLink:
             if ref is None:
                 if marker is None:
                     raise Backoff("a create needs its marker first")
+                if data.get("type") == 0:
+                    data, marker = self._with_user(account_id, account, key_id, data, marker)
                 ref, current = self._create(account_id, account, smartlock_id, data, marker)
             return self._change(account_id, account, smartlock_id, ref, data, current)
         except UpstreamError as exc:
             raise self._words(exc) from None
+
+    def _with_user(
+        self,
+        account_id: int,
+        account: _Account,
+        key_id: str,
+        data: dict[str, Any],
+        marker: CreateMarker,
+    ) -> tuple[dict[str, Any], CreateMarker]:
+        """An app key's payload and marker with its upstream user (found or made there by the
+        e-mail of the key's account user). Nothing of the key is sent yet: any failure here
+        leaves the create unsent."""
+        try:
+            user = self._upstream_user(account_id, account, key_id, create=True)
+        except DeviceRejected as exc:
+            raise DeviceRejected(exc.code, exc.reason, create_unsent=marker.fresh) from None
+        except (Backoff, NotDriven) as exc:
+            exc.create_unsent = marker.fresh
+            raise
+        except UpstreamError as exc:
+            failure = self._words(exc, creating=True)
+            failure.create_unsent = marker.fresh  # type: ignore[attr-defined]
+            raise failure from None
+        assert user is not None
+        print_ = {**marker.fingerprint, "accountUserId": user}
+        return {**data, "accountUserId": user}, CreateMarker(print_, marker.sent_at, marker.fresh)
+
+    def _keyhouse_user(self, key_id: str) -> tuple[str, str, str | None] | None:
+        """The e-mail, name and language of the key's account user in Keyhouse (None: none)."""
+        with self.db.read() as session:
+            found = session.execute(
+                select(AccountUser.email, AccountUser.name, AccountUser.language)
+                .join(SmartlockAuth, SmartlockAuth.account_user_id == AccountUser.id)
+                .where(SmartlockAuth.id == key_id)
+            ).first()
+        return None if found is None else (found[0], found[1], found[2])
+
+    def _upstream_user(
+        self, account_id: int, account: _Account, key_id: str, *, create: bool
+    ) -> int | None:
+        """The upstream's accountUserId for the key's account user: looked up by e-mail
+        (``GET /account/user``), made when absent and ``create`` (``PUT /account/user``: Nuki
+        then sends its own invitation). None: not there and not made. Remembered per process."""
+        person = self._keyhouse_user(key_id)
+        if person is None:
+            if not create:
+                return None
+            raise DeviceRejected("user", NO_USER)
+        email, name, language = person
+        wanted = email.lower()
+        known = account.users.get(wanted)
+        if known is not None:
+            return known
+        for attempt in range(2):
+            found = self._call(account_id, account, account.api.users, email)
+            for user in found:
+                their = user.get("email")
+                uid = user.get("accountUserId")
+                if isinstance(their, str) and their.lower() == wanted and isinstance(uid, int):
+                    account.users[wanted] = uid
+                    return uid
+            if not create:
+                return None
+            body: dict[str, Any] = {"email": email, "name": name}
+            if language in LANGUAGES:
+                body["language"] = language
+            try:
+                made = self._call(account_id, account, account.api.create_user, body)
+            except UpstreamRefused as exc:
+                if exc.status == 409 and attempt == 0:
+                    continue  # made meanwhile (another process): look again
+                raise
+            account.users[wanted] = made["accountUserId"]
+            return int(made["accountUserId"])
+        raise Backoff("the upstream user could not be found or made: trying again later")
 
     def _create(
         self,
@@ -451,7 +532,12 @@ class NukiCloudLink:
         try:
             if ref is None:
                 assert marker is not None
-                found = self._find(account_id, account, smartlock_id, marker.fingerprint)
+                print_ = marker.fingerprint
+                if print_.get("type") == 0 and "accountUserId" not in print_:
+                    # An app key is found with its user (None: never made there, so no key).
+                    user = self._upstream_user(account_id, account, key_id, create=False)
+                    print_ = {**print_, "accountUserId": user}
+                found = self._find(account_id, account, smartlock_id, print_)
                 if found is None:
                     if utcnow() - marker.sent_at < self.resend_after:
                         raise Backoff(

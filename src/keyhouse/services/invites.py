@@ -55,6 +55,8 @@ def mail_context(
         "remote_allowed": bool(key.remote_allowed),
         "timezone": lock.timezone,
         "validity": key_validity(key, lock.timezone, language),
+        # An app key on a lock of Nuki's cloud: Nuki sends its own invite (to the Nuki app).
+        "nuki_invite": key.type == APP_KEY_TYPE and lock.link == "nuki",
     }
 
 
