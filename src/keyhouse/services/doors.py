@@ -6,6 +6,7 @@ activity log and counts the key's use.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -34,6 +35,7 @@ from keyhouse.store import repo
 from keyhouse.store.models import Account, Smartlock, SmartlockAuth, SmartlockLog
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 TRIGGER_WEB = 4
 BUSY_RETRY_SECONDS = 2
 ACTION_NAMES = {
@@ -151,6 +153,15 @@ def record(
     return log_id
 
 
+def pull_after_action(runtime: Runtime, lock: Smartlock) -> None:
+    """An action a lock's cloud accepted: its state and log are pulled now, not at the next
+    interval. The action is done already: a failure here is only logged."""
+    try:
+        runtime.upstream_sync.after_action(lock.account_id)
+    except Exception:
+        log.warning("could not ask for the pull of account %s after an action", lock.account_id)
+
+
 def check_action(lock: Smartlock, action: int, option: int) -> None:
     allowed = ACTIONS_BY_TYPE.get(lock.type, set())
     if action not in allowed:
@@ -180,7 +191,8 @@ def lock_action(
     with action_slot(runtime, lock):
         event = _reach(lock, lambda: link.act(lock.id, action, option, TRIGGER_WEB, lock.type))
     if isinstance(event, ActionAccepted):
-        return  # the lock reports the outcome (and its log entry) later
+        pull_after_action(runtime, lock)  # the lock's outcome and log entry come from there
+        return
     with runtime.db.read() as session:
         account = session.get(Account, caller.account_id)
         name = account.name if account else ""

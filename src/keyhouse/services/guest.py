@@ -480,5 +480,6 @@ def _open_upstream(runtime: Runtime, key: GuestKey, when: datetime) -> DoorEvent
             error=SENT_UPSTREAM,
         )
         doors.record(runtime, lock, sent, when, name=name)
+        doors.pull_after_action(runtime, lock)
         return sent
     return _outcome(runtime, key, replace(done, auth_key=key.key_id, name=name), when)
