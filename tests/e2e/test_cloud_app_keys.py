@@ -209,6 +209,22 @@ def test_open_on_an_upstream_lock_unlocks_there_and_logs_the_guest_key(cloud: Cl
     assert entry["name"] == "Dora's key"
     assert "accepted" in entry["error"]  # the cloud took it; the lock's outcome is Nuki's
 
+    # The pull brings Nuki's entry of that unlock (made with the owner's token): it takes the
+    # place of Keyhouse's, which keeps naming the guest's key; one entry for one Open.
+    theirs = httpx.get(
+        f"{cloud.standin.url}/smartlock/log", headers=cloud.standin.headers, params={"limit": 50}
+    ).json()
+    (nukis,) = [e for e in theirs if e["trigger"] == TRIGGER_WEB and e["action"] == 1]
+    cloud.runtime.upstream_sync.sync(cloud.account_id)
+    web_unlocks = [e for e in our_log(cloud) if (e["trigger"], e["action"]) == (TRIGGER_WEB, 1)]
+    assert len(web_unlocks) == 1, web_unlocks
+    (settled,) = web_unlocks
+    assert settled["id"] == nukis["id"] and settled["authId"] == key_id
+    assert settled["name"] == "Dora's key" and settled["state"] == LOG_SUCCESS
+    assert "error" not in settled
+    cloud.runtime.upstream_sync.sync(cloud.account_id)  # again: nothing new
+    assert len([e for e in our_log(cloud) if e["trigger"] == TRIGGER_WEB]) == 1
+
 
 def test_open_on_an_upstream_lock_outside_the_window_or_disabled_sends_nothing(
     cloud: Cloud,

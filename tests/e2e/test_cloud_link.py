@@ -5,7 +5,6 @@ process in Nuki mode. Every request the link sends is checked against the offici
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,8 +15,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
+from standin import standin_server as nuki_standin
 
-from conftest import LiveServer, database_url_for, free_port, start_server, wait_until
+from conftest import LiveServer, database_url_for, free_port, wait_until
 from keyhouse.app import create_app
 from keyhouse.runtime import Runtime
 from keyhouse.services import admin, upstream
@@ -35,6 +35,7 @@ WEEKDAY_CODE = {
     "allowedUntilTime": 1020,
 }
 WINDOW = ("allowedWeekDays", "allowedFromTime", "allowedUntilTime")
+WEDNESDAY_10 = "2026-12-09T09:00:00Z"  # 10:00 in the lock's zone (Europe/Vienna): in the window
 
 
 class Recording(httpx.BaseTransport):
@@ -58,23 +59,11 @@ class Recording(httpx.BaseTransport):
 
 @contextmanager
 def standin_server(tmp: Path, **env: str) -> Iterator[LiveServer]:
-    settings = {
-        "KEYHOUSE_NUKI_MODE": "1",
-        "KEYHOUSE_WORKER_INTERVAL_SECONDS": "0.2",
-        "KEYHOUSE_CONFIRM_WAIT_SECONDS": "0",
-        "KEYHOUSE_NUKI_KEYS_APPEAR_SECONDS": "1",
-        **env,
-    }
-    process, server = start_server(tmp / "standin", settings)
-    assert server.token and len(server.lock_ids) == 2, server.output
-    try:
+    """The stand-in in ``tmp``, its new keys listed after 1 s (as Nuki lists them late)."""
+    with nuki_standin(
+        tmp / "standin", **{"KEYHOUSE_NUKI_KEYS_APPEAR_SECONDS": "1", **env}
+    ) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @dataclass
@@ -143,6 +132,16 @@ class Cloud:
             json=changes,
         )
         assert done.status_code == 200, done.text
+
+    def keypad(self, code: int, at: str) -> bool:
+        """The code entered at the upstream's lock (its emulator): did the door open?"""
+        answer = httpx.post(
+            f"{self.standin.url}/emulator/smartlock/{self.lock_id}/keypad",
+            headers=self.standin.headers,
+            json={"code": code, "at": at},
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["opened"]
 
     def switch(self, **changes: Any) -> None:
         done = httpx.post(
@@ -240,6 +239,7 @@ def test_a_keypad_code_goes_to_the_upstream_and_its_changes_follow(cloud: Cloud)
     assert held[theirs["id"]]["onLock"] is True
     assert cloud.runtime.reconciler.repair(cloud.lock_id) == 0
     assert cloud.key(key_id)["syncState"] == "applied"
+    assert cloud.keypad(345678, at=WEDNESDAY_10) is True  # the real door opens to the code
 
     # A rename keeps the window (the stand-in wipes it on a partial update).
     renamed = cloud.client.post(
@@ -260,6 +260,7 @@ def test_a_keypad_code_goes_to_the_upstream_and_its_changes_follow(cloud: Cloud)
     assert disabled.status_code == 204, disabled.text
     cloud.wait_state(key_id, "applied", check=lambda k: k["enabled"] is False)
     assert only(cloud.theirs(), "Maid")["enabled"] is False
+    assert cloud.keypad(345678, at=WEDNESDAY_10) is False  # and now refuses it
 
     # Deleted here: gone there.
     gone = cloud.client.delete(f"/smartlock/{cloud.lock_id}/auth/{key_id}", headers=cloud.headers)

@@ -19,8 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from standin import standin_server
 
-from conftest import LiveServer, start_server, wait_until
+from conftest import LiveServer, wait_until
 from keyhouse.app import create_app
 from keyhouse.runtime import Runtime
 from keyhouse.services import admin, upstream
@@ -36,22 +37,8 @@ pytestmark = pytest.mark.sqlite_only("the CLI and the checks use the data folder
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The upstream: `keyhouse serve` in Nuki mode, with its demo account's two locks."""
-    data = tmp_path_factory.mktemp("standin") / "data"
-    env = {
-        "KEYHOUSE_NUKI_MODE": "1",
-        "KEYHOUSE_WORKER_INTERVAL_SECONDS": "0.2",
-        "KEYHOUSE_CONFIRM_WAIT_SECONDS": "0",
-    }
-    process, server = start_server(data, env)
-    assert server.token and len(server.lock_ids) == 2, server.output
-    try:
+    with standin_server(tmp_path_factory.mktemp("standin") / "data") as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def keyhouse(

@@ -21,8 +21,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
+from standin import standin_server
 
-from conftest import LiveServer, start_server, wait_until
+from conftest import LiveServer, wait_until
 from keyhouse.app import create_app
 from keyhouse.devices.nuki_cloud import BROKEN_MARK
 from keyhouse.devices.upstream_sync import LOG_PAGE, UpstreamSync
@@ -41,22 +42,8 @@ WAIT = 60.0
 def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The upstream: `keyhouse serve` in Nuki mode, with its demo account's two locks."""
     data = tmp_path_factory.mktemp("standin") / "data"
-    env = {
-        "KEYHOUSE_NUKI_MODE": "1",
-        "KEYHOUSE_WORKER_INTERVAL_SECONDS": "0.2",
-        "KEYHOUSE_CONFIRM_WAIT_SECONDS": "0",
-        "KEYHOUSE_NUKI_KEYS_APPEAR_SECONDS": "0",
-    }
-    process, server = start_server(data, env)
-    assert server.token and len(server.lock_ids) == 2, server.output
-    try:
+    with standin_server(data, KEYHOUSE_NUKI_KEYS_APPEAR_SECONDS="0") as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 class Recording(httpx.BaseTransport):

@@ -42,6 +42,8 @@ from keyhouse.devices.nuki_cloud import BROKEN_MARK, is_broken
 from keyhouse.rules.dates import utcnow
 from keyhouse.rules.rate_limit import describe, parse_rule
 from keyhouse.rules.upstream import (
+    SENT_MATCH_SECONDS,
+    SENT_UPSTREAM,
     UpstreamLockInfo,
     UpstreamLogEntry,
     parse_locks,
@@ -54,6 +56,7 @@ from keyhouse.store.rate_limits import RateLimits
 from keyhouse.store.secret_box import SecretBox, SecretKeyMissing
 
 log = logging.getLogger(__name__)
+WEB_TRIGGER = 4  # an action sent through the web API (Keyhouse's, with the owner's token)
 
 # One page of the upstream's log (Nuki's largest), and the pages one pull reads at most.
 LOG_PAGE = 50
@@ -280,6 +283,11 @@ def _keep(session: Session, account_id: int, entries: list[UpstreamLogEntry]) ->
     for entry in entries:
         if entry.smartlock_id not in types:
             skipped += 1
+            continue
+        if entry.trigger == WEB_TRIGGER and store.settle_sent_open(
+            session, account_id, entry, SENT_UPSTREAM, SENT_MATCH_SECONDS
+        ):
+            kept += 1  # Keyhouse's entry of a guest's Open is now Nuki's, still the key's
             continue
         key = keys.get((entry.smartlock_id, entry.auth_id or ""))
         inserted = store.add_log(

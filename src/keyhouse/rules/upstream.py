@@ -128,6 +128,16 @@ LOG_NAME_MAX = 200
 LOG_ERROR_MAX = 1000
 
 
+# The ``error`` of the entry Keyhouse writes when the guest page's Open went through Nuki's
+# cloud, before Nuki's log has the unlock: the next pull puts Nuki's entry in its place.
+SENT_UPSTREAM = (
+    "unlock sent through Nuki's cloud, which accepted it; the lock's own outcome comes in "
+    "Nuki's log"
+)
+# How far apart Keyhouse's entry and Nuki's entry of one Open may be (Nuki's clock, queue).
+SENT_MATCH_SECONDS = 120
+
+
 @dataclass(frozen=True)
 class UpstreamLogEntry:
     """One entry of the upstream's ``GET /smartlock/log``, checked (official SmartlockLog)."""

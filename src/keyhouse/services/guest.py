@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -19,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from keyhouse.devices.link import (
     ActionAccepted,
-    Backoff,
     DeviceRejected,
     DeviceUnreachable,
     DoorEvent,
@@ -30,6 +31,7 @@ from keyhouse.rules.access import Decision, KeyRules, decide
 from keyhouse.rules.dates import format_api_datetime, utcnow
 from keyhouse.rules.keypad import APP_KEY_TYPE, KEYPAD_CODE_TYPE
 from keyhouse.rules.secrets_ import hash_token
+from keyhouse.rules.upstream import SENT_UPSTREAM
 from keyhouse.runtime import Runtime
 from keyhouse.services import audit, doors
 from keyhouse.services.invites import key_validity
@@ -354,18 +356,25 @@ def open_door(runtime: Runtime, key: GuestKey, now: datetime | None = None) -> D
     slot = key.slot
     if lock.link != "virtual":
         return _open_upstream(runtime, key, when)
+    with _at_the_lock(lock, language), doors.action_slot(runtime, lock):
+        event = runtime.link.use_app_key(
+            lock.id,
+            slot,
+            UNLOCK,
+            when,
+            lock.timezone,
+            remote=True,
+            device_type=lock.type,
+            trigger=doors.TRIGGER_WEB,
+        )
+    return _outcome(runtime, key, event, when)
+
+
+@contextmanager
+def _at_the_lock(lock: Smartlock, language: str) -> Iterator[None]:
+    """A call to the lock for the guest page: its failures in the guest's words."""
     try:
-        with doors.action_slot(runtime, lock):
-            event = runtime.link.use_app_key(
-                lock.id,
-                slot,
-                UNLOCK,
-                when,
-                lock.timezone,
-                remote=True,
-                device_type=lock.type,
-                trigger=doors.TRIGGER_WEB,
-            )
+        yield
     except DeviceUnreachable:
         raise GuestRefusal.of(
             503, "lock_offline", language, headers={"Retry-After": "30"}, lock=lock.name
@@ -379,7 +388,6 @@ def open_door(runtime: Runtime, key: GuestKey, now: datetime | None = None) -> D
             lock=lock.name,
             reason=exc.reason,
         ) from None
-    return _outcome(runtime, key, event, when)
 
 
 def _outcome(runtime: Runtime, key: GuestKey, event: DoorEvent, when: datetime) -> DoorEvent:
@@ -414,10 +422,6 @@ def _outcome(runtime: Runtime, key: GuestKey, event: DoorEvent, when: datetime) 
 
 # What an upstream lock's Open is logged with (the cloud took the unlock; the lock reports the
 # outcome in Nuki's own log, made with the owner's token).
-SENT_UPSTREAM = (
-    "unlock sent through Nuki's cloud, which accepted it; the lock's own outcome comes in "
-    "Nuki's log"
-)
 
 
 def _open_upstream(runtime: Runtime, key: GuestKey, when: datetime) -> DoorEvent:
@@ -448,22 +452,9 @@ def _open_upstream(runtime: Runtime, key: GuestKey, when: datetime) -> DoorEvent
         )
         return _outcome(runtime, key, refused, when)
     link = runtime.links.of(lock.id)
-    try:
-        with doors.action_slot(runtime, lock):
-            done = link.act(lock.id, UNLOCK, 0, doors.TRIGGER_WEB, lock.type)
-    except (Backoff, DeviceUnreachable):
-        raise GuestRefusal.of(
-            503, "lock_offline", language, headers={"Retry-After": "30"}, lock=lock.name
-        ) from None
-    except DeviceRejected as exc:
-        raise GuestRefusal.of(
-            409,
-            "device_error",
-            language,
-            words="lock_rejected",
-            lock=lock.name,
-            reason=exc.reason,
-        ) from None
+    with _at_the_lock(lock, language), doors.action_slot(runtime, lock):
+        # Not now at Nuki (busy, throttled, over budget): a DeviceUnreachable, "try again".
+        done = link.act(lock.id, UNLOCK, 0, doors.TRIGGER_WEB, lock.type)
     if isinstance(done, ActionAccepted):
         # State 0: Nuki's cloud took the unlock (the key's use is counted); whether the door
         # moved is not known here, and the entry says so in its ``error`` (the log's only free

@@ -4,7 +4,7 @@ log, the stand-in's switches."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Text, case, func, literal, select, update
@@ -246,6 +246,41 @@ def keys_by_ref(
         )
     )
     return {(key.smartlock_id, key.device_ref or ""): key for key in keys}
+
+
+def settle_sent_open(
+    session: Session, account_id: int, entry: Any, marker: str, within_seconds: float
+) -> bool:
+    """Nuki's entry of a web action in place of Keyhouse's entry of a guest's Open sent through
+    the cloud (the oldest one of that lock and action still marked ``marker``, up to
+    ``within_seconds`` before it): that entry takes Nuki's id, date, state and error and keeps
+    the key it names. True if one was settled. Two processes pulling at once: the UPDATE is
+    conditional, so one settles it and the other inserts nothing (the id is there)."""
+    if session.scalar(select(SmartlockLog.seq).where(SmartlockLog.id == entry.id)) is not None:
+        return False  # kept already (a pull that did not see Keyhouse's entry yet)
+    earliest = entry.date - timedelta(seconds=within_seconds)
+    latest = entry.date + timedelta(seconds=5)
+    sent = session.scalar(
+        select(SmartlockLog.seq)
+        .where(
+            SmartlockLog.account_id == account_id,
+            SmartlockLog.smartlock_id == entry.smartlock_id,
+            SmartlockLog.action == entry.action,
+            SmartlockLog.error == marker,
+            SmartlockLog.date >= earliest,
+            SmartlockLog.date <= latest,
+        )
+        .order_by(SmartlockLog.seq)
+        .limit(1)
+    )
+    if sent is None:
+        return False
+    done = session.execute(
+        update(SmartlockLog)
+        .where(SmartlockLog.seq == sent, SmartlockLog.error == marker)
+        .values(id=entry.id, date=entry.date, state=entry.state, error=entry.error)
+    )
+    return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
 def add_log(session: Session, values: dict[str, Any]) -> bool:
