@@ -355,6 +355,8 @@ class NukiCloudLink:
                 ref, current = self._create(account_id, account, smartlock_id, data, marker)
             return self._change(account_id, account, smartlock_id, ref, data, current)
         except UpstreamError as exc:
+            if data.get("type") == 0:
+                account.users.clear()  # its user may be gone at Nuki: looked up again next time
             raise self._words(exc) from None
 
     def _with_user(
