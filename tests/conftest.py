@@ -282,11 +282,12 @@ def start_server(
     return process, LiveServer(url, token, lock_ids, data, lines, env)
 
 
-@pytest.fixture
-def live_server(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[LiveServer]:
-    """`keyhouse serve` on a fresh data folder, sending mail to the test SMTP server."""
-    process, server = start_server(tmp_path / "live", {"KEYHOUSE_SMTP_URL": smtp_server.url})
-    server.env["SMTP_SERVER_URL"] = smtp_server.url
+@contextmanager
+def running_server(
+    data: Path, env_extra: dict[str, str] | None = None, serve_args: Sequence[str] = ()
+) -> Iterator[LiveServer]:
+    """:func:`start_server` for the length of a ``with``; stopped (killed after 10 s) after."""
+    process, server = start_server(data, env_extra, serve_args)
     try:
         yield server
     finally:
@@ -295,6 +296,14 @@ def live_server(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[LiveServer]
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[LiveServer]:
+    """`keyhouse serve` on a fresh data folder, sending mail to the test SMTP server."""
+    with running_server(tmp_path / "live", {"KEYHOUSE_SMTP_URL": smtp_server.url}) as server:
+        server.env["SMTP_SERVER_URL"] = smtp_server.url
+        yield server
 
 
 # --- either store: SQLite (a file) or a fresh database on the machine's PostgreSQL ----------

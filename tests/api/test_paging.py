@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Tenant, start_server, tenant_with
+from conftest import Tenant, running_server, tenant_with
 from keyhouse.client import AsyncClient, Client
 from keyhouse.client.errors import KeyhouseClientError
 from keyhouse.services import admin
@@ -291,15 +290,8 @@ def test_the_log_links_to_older_entries_by_the_official_id(small: Tenant) -> Non
 
 @pytest.fixture
 def paging_server(tmp_path: Path) -> Iterator[Any]:
-    process, server = start_server(tmp_path / "data", {"KEYHOUSE_LIST_MAX_ITEMS": "3"})
-    try:
+    with running_server(tmp_path / "data", {"KEYHOUSE_LIST_MAX_ITEMS": "3"}) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def test_the_sdk_returns_every_item_through_the_pages(paging_server: Any) -> None:

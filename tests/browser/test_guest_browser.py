@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import LiveServer, SmtpServer, start_server, wait_until
+from conftest import LiveServer, SmtpServer, running_server, wait_until
 
 LINK = re.compile(r"(https?://[^\s\"<>]+/guest/[A-Za-z0-9_-]{43})\b")
 LOCKED, UNLOCKED = 1, 3
@@ -214,15 +213,8 @@ def test_a_disabled_key_shows_the_dead_link_page(phone: Any, owner: Owner) -> No
 def logged_server(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[LiveServer]:
     """`keyhouse serve --access-log` (off by default): the log a secret could leak into."""
     env = {"KEYHOUSE_SMTP_URL": smtp_server.url}
-    process, server = start_server(tmp_path / "logged", env, ["--access-log"])
-    try:
+    with running_server(tmp_path / "logged", env, ["--access-log"]) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def test_the_server_log_never_shows_a_link_secret(

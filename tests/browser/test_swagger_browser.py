@@ -9,17 +9,13 @@ from typing import Any
 
 import pytest
 
-from conftest import LiveServer, start_server
+from conftest import LiveServer, running_server
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    process, live = start_server(tmp_path / "live")
-    try:
+    with running_server(tmp_path / "live") as live:
         yield live
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture

@@ -3,12 +3,11 @@ for the tests of the link to Nuki's cloud."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import LiveServer, start_server
+from conftest import LiveServer, running_server
 
 
 @contextmanager
@@ -21,13 +20,6 @@ def standin_server(data: Path, **env: str) -> Iterator[LiveServer]:
         "KEYHOUSE_CONFIRM_WAIT_SECONDS": "0",
         **env,
     }
-    process, server = start_server(data, settings)
-    assert server.token and len(server.lock_ids) == 2, server.output
-    try:
+    with running_server(data, settings) as server:
+        assert server.token and len(server.lock_ids) == 2, server.output
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()

@@ -6,14 +6,13 @@ SDK's short timeout. Then the SDK's retry rules, against a stand-in server."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import LiveServer, start_server
+from conftest import LiveServer, running_server
 from keyhouse.client import AsyncClient, Client, Conflict, ServerError
 
 HEADER = "Idempotency-Key"
@@ -60,18 +59,11 @@ class AsyncRecording(httpx.AsyncHTTPTransport):
 @pytest.fixture
 def slow_server(tmp_path: Path) -> Iterator[LiveServer]:
     """Locks that take 1.5 s to answer; a key write waits up to 5 s for its lock."""
-    process, server = start_server(
+    with running_server(
         tmp_path / "slow",
         {"KEYHOUSE_SIM_LATENCY_MS": "1500", "KEYHOUSE_CONFIRM_WAIT_SECONDS": "5"},
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def keys_on(server: LiveServer, lock: int) -> list[dict]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import LiveServer, start_server, wait_until
+from conftest import LiveServer, running_server, wait_until
 
 
 def sim(
@@ -37,12 +37,8 @@ def sim(
 
 @pytest.fixture
 def server(tmp_path: Path):
-    process, live = start_server(tmp_path / "data")
-    try:
+    with running_server(tmp_path / "data") as live:
         yield live
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def keypad_lock(server: LiveServer) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import LiveServer, database_environment, start_server
+from conftest import LiveServer, database_environment, running_server
 
 
 def keyhouse(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -32,15 +32,8 @@ def keyhouse(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @contextmanager
 def server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
-    process, live = start_server(tmp_path / "data", env)
-    try:
+    with running_server(tmp_path / "data", env) as live:
         yield live
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def test_tokens_are_made_listed_and_revoked_from_the_command_line(tmp_path: Path) -> None:
