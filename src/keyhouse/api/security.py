@@ -167,22 +167,8 @@ def require_every_scope(caller: Caller, all_of: tuple[str, ...], why: str) -> Ca
     return caller
 
 
-def current_caller(request: Request) -> Caller:
-    runtime = runtime_of(request)
-
-    def lookup(token_hash: str) -> tuple[ApiTokenRow | None, None]:
-        with runtime.db.read() as session:
-            return repo.token_row_by_hash(session, token_hash), None
-
-    address = client_address(request)
-    row, _ = authenticated(runtime, request.headers.get("authorization"), address, lookup)
-    runtime.token_uses.record(row)
-    return caller_of(row, address)
-
-
-def caller_in(session: Session | Connection, request: Request, any_of: tuple[str, ...]) -> Caller:
-    """The caller, as ``current_caller`` and ``scoped(*any_of)`` give it, looked up in
-    ``session``: for a listing that does all its work in one trip to the thread pool."""
+def _token_of(session: Session | Connection, request: Request) -> tuple[ApiTokenRow, str | None]:
+    """The request's usable token, looked up in ``session``, and the client's address."""
     runtime = runtime_of(request)
     address = client_address(request)
 
@@ -190,7 +176,22 @@ def caller_in(session: Session | Connection, request: Request, any_of: tuple[str
         return repo.token_row_by_hash(session, token_hash), None
 
     row, _ = authenticated(runtime, request.headers.get("authorization"), address, lookup)
+    return row, address
+
+
+def current_caller(request: Request) -> Caller:
+    runtime = runtime_of(request)
+    with runtime.db.read_connection() as connection:
+        row, address = _token_of(connection, request)
     runtime.token_uses.record(row)
+    return caller_of(row, address)
+
+
+def caller_in(session: Session | Connection, request: Request, any_of: tuple[str, ...]) -> Caller:
+    """The caller, as ``current_caller`` and ``scoped(*any_of)`` give it, looked up in
+    ``session``: for a listing that does all its work in one trip to the thread pool."""
+    row, address = _token_of(session, request)
+    runtime_of(request).token_uses.record(row)
     return require_scope(caller_of(row, address), any_of)
 
 
